@@ -1,0 +1,172 @@
+"""The training loop shared by KAN and MLP: pykan's ``fit`` (BEHAVIOR.md §7) without its defects.
+
+Differences from pykan 0.2.8, each deliberate:
+- the optimizer never reseeds the global torch RNG (D12): torch's own LBFGS is used, configured as
+  pykan's (history 10, strong Wolfe, tolerances 1e-32);
+- the grid-update period is at least 1 (D10) and the test batch is capped at the test-set size (D11);
+- the dataset is checked first (keys, shapes, dtype, device, NaN/inf) and refused with a clear error;
+- the test loss is evaluated without building a graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+__all__ = ["fit", "check_dataset", "DATASET_KEYS"]
+
+DATASET_KEYS = ("train_input", "train_label", "test_input", "test_label")
+
+
+def check_dataset(dataset: dict, in_dim: int, ref: torch.Tensor) -> None:
+    """Raise a clear error unless ``dataset`` holds finite float tensors of matching shapes on ref's
+    device and dtype, with ``in_dim`` input columns."""
+    if not isinstance(dataset, dict):
+        raise TypeError(f"dataset must be a dict with keys {DATASET_KEYS}, got {type(dataset).__name__}")
+    missing = [key for key in DATASET_KEYS if key not in dataset]
+    if missing:
+        raise KeyError(f"dataset is missing {missing}; it needs {list(DATASET_KEYS)} "
+                       "(see create_dataset_from_data)")
+    for key in DATASET_KEYS:
+        t = dataset[key]
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"dataset[{key!r}] must be a torch.Tensor, got {type(t).__name__}")
+        if t.dim() != 2:
+            raise ValueError(f"dataset[{key!r}] must be 2-D (samples, features), got shape {tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise TypeError(f"dataset[{key!r}] has integer dtype {t.dtype}; convert it with .float()")
+        if t.dtype != ref.dtype:
+            raise TypeError(f"dataset[{key!r}] dtype {t.dtype} does not match the model's {ref.dtype}")
+        if t.device != ref.device:
+            raise ValueError(f"dataset[{key!r}] is on {t.device} but the model is on {ref.device}")
+        if not torch.isfinite(t).all():
+            bad = (~torch.isfinite(t)).sum().item()
+            raise ValueError(f"dataset[{key!r}] contains {bad} NaN/inf values; clean the data before fit")
+    for split in ("train", "test"):
+        x, y = dataset[f"{split}_input"], dataset[f"{split}_label"]
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"{split}_input has {x.shape[0]} rows but {split}_label has {y.shape[0]}")
+        if x.shape[0] == 0:
+            raise ValueError(f"dataset[{split!r}_input] is empty")
+        if x.shape[1] != in_dim:
+            raise ValueError(f"{split}_input has {x.shape[1]} columns but the model expects {in_dim}")
+
+
+def fit(
+    model,
+    dataset: dict,
+    opt: str = "LBFGS",
+    steps: int = 100,
+    log: int = 1,
+    lamb: float = 0.0,
+    reg: Callable[[], torch.Tensor] | None = None,
+    loss_fn: Callable | None = None,
+    lr: float = 1.0,
+    batch: int = -1,
+    metrics: Sequence[Callable] | None = None,
+    display_metrics: Sequence[str] | None = None,
+    grid_update: Callable[[int, torch.Tensor], None] | None = None,
+    after_step: Callable[[int], None] | None = None,
+) -> dict:
+    """Train ``model`` on ``dataset`` as pykan's fit does; returns pykan's results dict.
+
+    reg: computes the regularisation from the model's saved activations (called only while
+    ``model.save_act`` is on); grid_update(step, train_x) runs before the optimizer step.
+    """
+    if opt not in ("LBFGS", "Adam"):
+        raise ValueError(f"unknown opt {opt!r}; use 'LBFGS' or 'Adam'")
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a non-negative integer, got {steps!r}")
+    if not isinstance(log, int) or log < 1:
+        raise ValueError(f"log must be a positive integer, got {log!r}")
+    ref = next(model.parameters())
+    check_dataset(dataset, model.input_dim, ref)
+    if lamb > 0.0 and not model.save_act:
+        print("setting lamb=0. If you want to set lamb > 0, set self.save_act=True")
+    old_save_act = model.save_act
+    if lamb == 0.0:
+        model.save_act = False
+
+    if loss_fn is None:
+        def loss_fn(x, y):
+            return torch.mean((x - y) ** 2)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    if opt == "Adam":
+        optimizer = torch.optim.Adam(params, lr=lr)
+    else:
+        optimizer = torch.optim.LBFGS(params, lr=lr, history_size=10, line_search_fn="strong_wolfe",
+                                      tolerance_grad=1e-32, tolerance_change=1e-32)
+
+    results = {"train_loss": [], "test_loss": [], "reg": []}
+    for metric in metrics or ():
+        results[metric.__name__] = []
+    for name in display_metrics or ():
+        if name not in results:
+            raise ValueError(f"display_metrics: {name!r} not recognized; known: {list(results)}")
+
+    n_train, n_test = dataset["train_input"].shape[0], dataset["test_input"].shape[0]
+    if batch == -1 or batch > n_train:
+        bs, bs_test = n_train, n_test
+    elif isinstance(batch, int) and batch > 0:
+        bs, bs_test = batch, min(batch, n_test)
+    else:
+        raise ValueError(f"batch must be -1 or a positive integer, got {batch!r}")
+
+    state = {}
+
+    def objective_on(train_id):
+        pred = model.forward(dataset["train_input"][train_id])
+        train_loss = loss_fn(pred, dataset["train_label"][train_id])
+        reg_ = reg() if (model.save_act and reg is not None) else torch.zeros((), device=ref.device)
+        state["train_loss"], state["reg"] = train_loss, reg_
+        return train_loss + lamb * reg_
+
+    try:
+        pbar = tqdm(range(steps), desc="description", ncols=100)
+        for step in pbar:
+            if step == steps - 1 and old_save_act:
+                model.save_act = True
+            train_id = np.random.choice(n_train, bs, replace=False)
+            test_id = np.random.choice(n_test, bs_test, replace=False)
+            if grid_update is not None:
+                grid_update(step, dataset["train_input"][train_id])
+
+            if opt == "LBFGS":
+                def closure():
+                    optimizer.zero_grad()
+                    objective = objective_on(train_id)
+                    objective.backward()
+                    return objective
+
+                optimizer.step(closure)
+            else:
+                objective = objective_on(train_id)
+                optimizer.zero_grad()
+                objective.backward()
+                optimizer.step()
+
+            with torch.no_grad():
+                test_loss = loss_fn(model.forward(dataset["test_input"][test_id]), dataset["test_label"][test_id])
+            for metric in metrics or ():
+                results[metric.__name__].append(metric().item())
+            train_rmse = torch.sqrt(state["train_loss"]).detach().cpu().numpy()
+            test_rmse = torch.sqrt(test_loss).detach().cpu().numpy()
+            reg_value = state["reg"].detach().cpu().numpy()
+            results["train_loss"].append(train_rmse)
+            results["test_loss"].append(test_rmse)
+            results["reg"].append(reg_value)
+            if after_step is not None:
+                after_step(step)
+            if step % log == 0:
+                if display_metrics is None:
+                    pbar.set_description("| train_loss: %.2e | test_loss: %.2e | reg: %.2e | "
+                                         % (train_rmse, test_rmse, reg_value))
+                else:
+                    pbar.set_description("".join(f" {name}: {results[name][-1]:.2e} |" for name in display_metrics))
+    finally:
+        model.save_act = old_save_act
+    return results

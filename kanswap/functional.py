@@ -1,0 +1,141 @@
+"""The KAN layer as functions: folded weights, basis features, the reference autograd Function,
+and the basis moments behind edge statistics.
+
+A KAN layer computes, for input i and output j,
+    phi_ij(x) = mask_ij * (scale_base_ij * base(x_i) + scale_sp_ij * sum_m coef_ijm B_m(x_i))
+and y_j = sum_i phi_ij(x_i). With the features a_i(x) = [base(x_i), B_1(x_i) .. B_K(x_i)] (K = G + k)
+and the folded weight W_i = [mask*scale_base ; mask*scale_sp*coef] of shape (K + 1, out), the
+layer is one contraction  y = A @ W,  A: (batch, in*(K+1)), W: (in*(K+1), out). pykan instead
+materialises (batch, in, out, K). The backward is written by hand: dW = A^T dy, and dx gathers
+dA = dy W^T at each input's k + 1 non-zero basis columns times the basis derivative.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .spline import bspline_local, gather_local, scatter_local
+
+__all__ = [
+    "BASE_FUNS",
+    "fold_weight",
+    "basis_features",
+    "kan_linear_reference",
+    "basis_moments",
+    "edge_std",
+]
+
+
+def _silu_grad(x: torch.Tensor) -> torch.Tensor:
+    s = torch.sigmoid(x)
+    return s * (1 + x * (1 - s))
+
+
+# name -> (function, derivative); the derivative lets the reference Function skip autograd.
+BASE_FUNS: dict[str, tuple[Callable, Callable]] = {
+    "silu": (F.silu, _silu_grad),
+    "identity": (lambda x: x, torch.ones_like),
+    "zero": (lambda x: x * 0.0, torch.zeros_like),
+}
+
+
+def fold_weight(
+    coef: torch.Tensor, scale_base: torch.Tensor, scale_sp: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Fold a layer's parameters into one weight: coef (in, out, K), others (in, out) -> (in, K+1, out).
+
+    Row 0 of each input's block multiplies base(x_i), rows 1..K the basis functions. Differentiable,
+    so gradients reach coef, scale_base, scale_sp through autograd.
+    """
+    w_base = (mask * scale_base).unsqueeze(1)  # (in, 1, out)
+    w_sp = (mask * scale_sp).unsqueeze(1) * coef.transpose(1, 2)  # (in, K, out)
+    return torch.cat([w_base, w_sp], dim=1)
+
+
+def basis_features(
+    x: torch.Tensor, grid: torch.Tensor, k: int, base_fun: str | Callable = "silu", derivative: bool = False
+):
+    """Features A (B, in, K+1) = [base(x_i), B_1(x_i) .. B_K(x_i)], plus what the backward needs.
+
+    Returns ``(A, first, dvalues)``; see ``spline.bspline_local``. A callable ``base_fun`` is applied
+    with autograd; named ones are evaluated without a graph.
+    """
+    B, n = x.shape
+    K = grid.shape[1] - 1 - k
+    values, first, dvalues = bspline_local(x, grid, k, derivative=derivative)
+    fun = BASE_FUNS[base_fun][0] if isinstance(base_fun, str) else base_fun
+    base = fun(x)
+    feats = torch.cat([base.unsqueeze(-1), values.new_zeros(B, n, K)], dim=-1)
+    scatter_local(values, first, K + 1, offset=1, out=feats)
+    return feats, first, dvalues
+
+
+class KANLinearFunction(torch.autograd.Function):
+    """y = features(x) @ W with a hand-written backward (named base functions only)."""
+
+    @staticmethod
+    def forward(ctx, x, grid, weight, k: int, base_fun: str):
+        B, n = x.shape
+        out = weight.shape[-1]
+        feats, first, dvalues = basis_features(x, grid, k, base_fun, derivative=ctx.needs_input_grad[0])
+        y = feats.view(B, -1) @ weight.reshape(-1, out)
+        ctx.save_for_backward(x, feats, first, dvalues, weight)
+        ctx.k, ctx.base_fun = k, base_fun
+        return y
+
+    @staticmethod
+    def backward(ctx, gy):
+        x, feats, first, dvalues, weight = ctx.saved_tensors
+        B, n, kp = feats.shape
+        out = weight.shape[-1]
+        gx = gw = None
+        if ctx.needs_input_grad[2]:
+            gw = (feats.view(B, -1).t() @ gy).view_as(weight)
+        if ctx.needs_input_grad[0]:
+            ga = (gy @ weight.reshape(-1, out).t()).view(B, n, kp)
+            gx = ga[..., 0] * BASE_FUNS[ctx.base_fun][1](x)
+            gx = gx + (gather_local(ga, first, ctx.k + 1, offset=1) * dvalues).sum(-1)
+        return gx, None, gw, None, None
+
+
+def kan_linear_reference(
+    x: torch.Tensor, grid: torch.Tensor, weight: torch.Tensor, k: int, base_fun: str | Callable = "silu"
+) -> torch.Tensor:
+    """Reference KAN layer: x (B, in), grid (in, G+2k+1), weight (in, G+k+1, out) -> y (B, out)."""
+    if isinstance(base_fun, str):
+        return KANLinearFunction.apply(x, grid, weight, k, base_fun)
+    feats, _, _ = basis_features(x, grid, k, base_fun)
+    return feats.reshape(x.shape[0], -1) @ weight.reshape(-1, weight.shape[-1])
+
+
+def basis_moments(
+    x: torch.Tensor, grid: torch.Tensor, k: int, base_fun: str | Callable = "silu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-input mean (in, K+1) and sample covariance (in, K+1, K+1) of the features over the batch.
+
+    Computed in float64: the covariance feeds quadratic forms whose result (an edge variance) can
+    be far smaller than the covariance entries, and float32 cancellation would show there.
+    """
+    feats, _, _ = basis_features(x.double(), grid.double(), k, base_fun)
+    B = feats.shape[0]
+    mean = feats.mean(0)
+    centred = (feats - mean).transpose(0, 1)  # (in, B, K+1)
+    cov = centred.transpose(1, 2) @ centred / max(B - 1, 1)
+    return mean, cov
+
+
+def edge_std(cov: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Sample std over the batch of every edge's output phi_ij, without a (batch, in, out) tensor.
+
+    cov: (in, K+1, K+1) from ``basis_moments``; weight: (in, K+1, out). Returns (in, out) in the
+    weight's dtype: std_ij = sqrt(w_ij^T Cov_i w_ij). Differentiable in weight; the gradient at a
+    zero std is 0 (torch.std's would be NaN).
+    """
+    w = weight.double()
+    var = (w * (cov @ w)).sum(1)
+    pos = var > 0
+    std = torch.where(pos, torch.sqrt(torch.where(pos, var, torch.ones_like(var))), torch.zeros_like(var))
+    return std.to(weight.dtype)

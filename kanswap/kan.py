@@ -1,0 +1,750 @@
+"""KAN: pykan's MultKAN API (the subset the reference workflow uses) on the fast layer.
+
+Behaviour follows BEHAVIOR.md §2-§10 call by call; where pykan has a defect (§13) kanswap does
+the evident right thing instead, and the docstring of the affected method says so.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import random
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import swap as swap_math
+from .fit import fit as run_fit
+from .layer import KANLayer, check_input, resolve_base_fun
+
+__all__ = ["KAN", "MultKAN", "REG_METRICS"]
+
+REG_METRICS = ("edge_forward_spline_n", "edge_forward_sum", "edge_forward_spline_u", "edge_backward",
+               "node_backward")
+
+
+def _std(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
+    """Sample std (divides by B - 1) with a zero gradient where the std is 0 (torch.std's is NaN)."""
+    var = x.var(dim)
+    pos = var > 0
+    return torch.where(pos, torch.sqrt(torch.where(pos, var, torch.ones_like(var))), torch.zeros_like(var))
+
+
+class SymbolicStub(nn.Module):
+    """Holds pykan's symbolic-branch tensors so checkpoints move both ways.
+
+    ``mask`` (out, in) and ``affine`` (out, in, 4) have pykan's names and shapes. kanswap does not
+    evaluate symbolic formulas: a model whose symbolic mask is non-zero is refused at forward.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int):
+        super().__init__()
+        self.in_dim, self.out_dim = in_dim, out_dim
+        self.mask = nn.Parameter(torch.zeros(out_dim, in_dim), requires_grad=False)
+        self.affine = nn.Parameter(torch.zeros(out_dim, in_dim, 4), requires_grad=False)
+        self.funs_name = [["0"] * in_dim for _ in range(out_dim)]
+
+    def permute(self, perm: torch.Tensor, mode: str) -> None:
+        with torch.no_grad():
+            if mode == "out":
+                self.mask.data = self.mask.data[perm].contiguous()
+                self.affine.data = self.affine.data[perm].contiguous()
+            else:
+                self.mask.data = self.mask.data[:, perm].contiguous()
+                self.affine.data = self.affine.data[:, perm].contiguous()
+
+    def get_subset(self, in_id, out_id) -> SymbolicStub:
+        new = SymbolicStub(len(in_id), len(out_id)).to(self.mask.device)
+        with torch.no_grad():
+            new.mask.data = self.mask.data[out_id][:, in_id].clone()
+            new.affine.data = self.affine.data[out_id][:, in_id].clone()
+        return new
+
+
+def _normalise_width(width) -> list[list[int]]:
+    """[n or [n_sum, n_mult], ...] -> [[n_sum, n_mult], ...] as a new list (the caller's list is
+    never mutated, unlike pykan's D16)."""
+    if not isinstance(width, (list, tuple)) or len(width) < 2:
+        raise ValueError(f"width must list at least two layers (input and output), got {width!r}")
+    out = []
+    for entry in width:
+        if isinstance(entry, (int, np.integer)) and not isinstance(entry, bool):
+            pair = [int(entry), 0]
+        elif isinstance(entry, (list, tuple)) and len(entry) == 2:
+            pair = [int(entry[0]), int(entry[1])]
+        else:
+            raise ValueError(f"width entries must be ints or [n_sum, n_mult] pairs, got {entry!r}")
+        if pair[0] < 0 or pair[1] < 0 or pair[0] + pair[1] < 1:
+            raise ValueError(f"every layer of width needs at least one node, got {entry!r} in {width!r}")
+        out.append(pair)
+    if out[0][1] or out[-1][1]:
+        raise ValueError("the input and output layers cannot hold multiplication nodes")
+    return out
+
+
+def _per_layer(value, depth: int, name: str) -> list[int]:
+    values = list(value) if isinstance(value, (list, tuple)) else [value] * depth
+    if len(values) != depth:
+        raise ValueError(f"{name} has {len(values)} entries but the model has {depth} layers")
+    for v in values:
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < 1:
+            raise ValueError(f"{name} must be an integer >= 1 (or a list of them), got {value!r}")
+    return [int(v) for v in values]
+
+
+class KAN(nn.Module):
+    """A Kolmogorov-Arnold Network with pykan's MultKAN constructor, attributes and methods.
+
+    width: list of ints or [n_sum, n_mult] pairs. ``KAN(width=[9, 10, 10, 1], seed=5)`` starts from
+    the same parameters as pykan's ``KAN(width=[9, 10, 10, 1], seed=5)``. Like pykan, the
+    constructor seeds the global torch, numpy and random RNGs with ``seed``. Nothing is written to
+    disk unless ``auto_save=True`` is asked for (pykan defaults to writing ./model, D15).
+    """
+
+    def __init__(self, width=None, grid=3, k=3, mult_arity=2, noise_scale=0.3, scale_base_mu=0.0,
+                 scale_base_sigma=1.0, base_fun="silu", symbolic_enabled=True, affine_trainable=False,
+                 grid_eps=0.02, grid_range=(-1, 1), sp_trainable=True, sb_trainable=True, seed=1,
+                 save_act=True, sparse_init=False, auto_save=False, first_init=True, ckpt_path="./model",
+                 state_id=0, round=0, device="cpu", backend="auto"):
+        super().__init__()
+        if width is None:
+            raise ValueError("width is required, e.g. KAN(width=[2, 5, 1])")
+        self.width = _normalise_width(width)
+        depth = len(self.width) - 1
+        self.grid = grid
+        self.k = k
+        grids = _per_layer(grid, depth, "grid")
+        ks = _per_layer(k, depth, "k")
+        self.mult_homo = isinstance(mult_arity, (int, np.integer))
+        if self.mult_homo:
+            if mult_arity < 1:
+                raise ValueError(f"mult_arity must be >= 1, got {mult_arity}")
+            self.mult_arity = int(mult_arity)
+        else:
+            self.mult_arity = [list(a) if isinstance(a, (list, tuple)) else [] for a in mult_arity]
+            for l, pair in enumerate(self.width):
+                if len(self.mult_arity) <= l or len(self.mult_arity[l]) != pair[1]:
+                    raise ValueError(f"mult_arity[{l}] must list one arity per mult node ({pair[1]})")
+        self.base_fun, self.base_fun_name = resolve_base_fun(base_fun)
+        self.grid_eps = grid_eps
+        self.grid_range = [float(grid_range[0]), float(grid_range[1])]
+        self.symbolic_enabled = symbolic_enabled
+        self.affine_trainable = affine_trainable
+        self.sp_trainable, self.sb_trainable = sp_trainable, sb_trainable
+        self.noise_scale = noise_scale
+        self.scale_base_mu, self.scale_base_sigma = scale_base_mu, scale_base_sigma
+        self.sparse_init = sparse_init
+        self.seed = seed
+        self.save_act = save_act
+        self.auto_save = auto_save
+        self.ckpt_path = ckpt_path
+        self.state_id = state_id
+        self.round = round
+        self.backend = backend
+        self.device = torch.device(device)
+
+        # pykan seeds the global RNGs here; scripts rely on it for reproducible splits and batches.
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
+
+        # Registration order is pykan's (it is also LBFGS's flattening order): node/subnode affine
+        # per layer, then act_fun, then symbolic_fun.
+        for l in range(depth):
+            n_node, n_sub = self.width_in[l + 1], self.width_out[l + 1]
+            for name, size, value in (("node_bias", n_node, 0.0), ("node_scale", n_node, 1.0),
+                                      ("subnode_bias", n_sub, 0.0), ("subnode_scale", n_sub, 1.0)):
+                setattr(self, f"{name}_{l}",
+                        nn.Parameter(torch.full((size,), value), requires_grad=affine_trainable))
+        self.act_fun = nn.ModuleList([
+            KANLayer(self.width_in[l], self.width_out[l + 1], num=grids[l], k=ks[l], noise_scale=noise_scale,
+                     scale_base_mu=scale_base_mu, scale_base_sigma=scale_base_sigma, scale_sp=1.0,
+                     base_fun=self.base_fun, grid_eps=grid_eps, grid_range=self.grid_range,
+                     sp_trainable=sp_trainable, sb_trainable=sb_trainable, sparse_init=sparse_init,
+                     backend=backend)
+            for l in range(depth)
+        ])
+        self.symbolic_fun = nn.ModuleList([SymbolicStub(self.width_in[l], self.width_out[l + 1])
+                                           for l in range(depth)])
+        self.input_id = torch.arange(self.width_in[0])
+        self.n_inputs = self.width_in[0]
+        self._reset_records()
+        self.cache_data = None
+        self.to(self.device)
+        if auto_save and first_init:
+            os.makedirs(ckpt_path, exist_ok=True)
+            self.saveckpt(os.path.join(ckpt_path, f"{self.round}.{self.state_id}"))
+
+    # -- structure ------------------------------------------------------------------------------
+    @property
+    def depth(self) -> int:
+        return len(self.width) - 1
+
+    @property
+    def width_in(self) -> list[int]:
+        return [a + b for a, b in self.width]
+
+    def _arities(self, l: int) -> list[int]:
+        """Arities of the mult nodes of node layer l."""
+        if self.mult_homo:
+            return [self.mult_arity] * self.width[l][1]
+        return list(self.mult_arity[l])
+
+    @property
+    def width_out(self) -> list[int]:
+        return [self.width[l][0] + sum(self._arities(l)) for l in range(len(self.width))]
+
+    @property
+    def n_sum(self) -> list[int]:
+        return [w[0] for w in self.width[1:-1]]
+
+    @property
+    def n_mult(self) -> list[int]:
+        return [w[1] for w in self.width[1:-1]]
+
+    @property
+    def input_dim(self) -> int:
+        """Columns the model's input has; after prune_input, ``input_id`` selects a subset of them."""
+        return self.n_inputs
+
+    def _select_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Validate x (B, input_dim) and pick the columns in ``input_id``."""
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"input must be a torch.Tensor, got {type(x).__name__}")
+        if x.dim() != 2:
+            raise ValueError(f"input must be 2-D (batch, {self.n_inputs}), got shape {tuple(x.shape)}")
+        if x.shape[1] != self.n_inputs:
+            raise ValueError(f"input has {x.shape[1]} features but the model expects {self.n_inputs}: "
+                             f"shape {tuple(x.shape)}")
+        if len(self.input_id) != self.n_inputs:
+            x = x[:, self.input_id.to(x.device)]
+        check_input(x, self.width_in[0], self.act_fun[0].coef)
+        return x
+
+    def _affine(self, name: str, l: int) -> nn.Parameter:
+        return getattr(self, f"{name}_{l}")
+
+    @property
+    def node_bias(self) -> list[nn.Parameter]:
+        return [self._affine("node_bias", l) for l in range(self.depth)]
+
+    @property
+    def node_scale(self) -> list[nn.Parameter]:
+        return [self._affine("node_scale", l) for l in range(self.depth)]
+
+    @property
+    def subnode_bias(self) -> list[nn.Parameter]:
+        return [self._affine("subnode_bias", l) for l in range(self.depth)]
+
+    @property
+    def subnode_scale(self) -> list[nn.Parameter]:
+        return [self._affine("subnode_scale", l) for l in range(self.depth)]
+
+    def subnode_groups(self, l: int) -> list[list[int]]:
+        """For node layer l (1..L), the subnode ids feeding each node (one for sum nodes)."""
+        n_sum = self.width[l][0]
+        groups = [[i] for i in range(n_sum)]
+        start = n_sum
+        for a in self._arities(l):
+            groups.append(list(range(start, start + a)))
+            start += a
+        return groups
+
+    def _reset_records(self) -> None:
+        self.acts = None
+        self.subnode_actscale = []
+        self.edge_actscale = []
+        self.acts_scale = []
+        self.acts_scale_spline = []
+        self.acts_premult = []
+        self.node_scores = self.edge_scores = self.subnode_scores = None
+        self.node_scores_all = self.edge_scores_all = self.subnode_scores_all = None
+        self.node_attribute_scores = None
+
+    # -- forward --------------------------------------------------------------------------------
+    def _check_symbolic(self) -> None:
+        for l, sym in enumerate(self.symbolic_fun):
+            if torch.any(sym.mask != 0):
+                raise NotImplementedError(
+                    f"symbolic_fun.{l}.mask has fixed symbolic functions; kanswap does not evaluate "
+                    "symbolic formulas (load a checkpoint without fix_symbolic)")
+
+    def forward(self, x: torch.Tensor, singularity_avoiding: bool = False, y_th: float = 10.0) -> torch.Tensor:
+        """x (B, n_in) -> (B, n_out). With ``save_act`` it records what attribution, regularisation
+        and plots read: inputs per layer (``acts``), subnode and edge stds (from basis moments, no
+        (B, in, out) tensor), and the model keeps x as ``cache_data`` (pykan's behaviour)."""
+        x = self._select_inputs(x)
+        self._check_symbolic()
+        self.cache_data = x.detach()
+        save = self.save_act and x.shape[0] > 0
+        self._reset_records_for_forward()
+        self.acts = [x.detach()]
+        for l, layer in enumerate(self.act_fun):
+            y = layer.output(x)
+            if save:
+                self.subnode_actscale.append(_std(y).detach())
+                edge = layer.edge_std(x).t()  # (out, in), carries grad for reg
+                norm = _std(x).unsqueeze(0) + 0.1  # std(x_i), not detached (as pykan)
+                self.edge_actscale.append(edge)
+                self.acts_scale_spline.append(edge / norm)
+                self.acts_scale.append((edge / norm).detach())
+            y = self._affine("subnode_scale", l) * y + self._affine("subnode_bias", l)
+            if save:
+                self.acts_premult.append(y.detach())
+            n_sum = self.width[l + 1][0]
+            if self.width[l + 1][1]:
+                parts = [y[:, :n_sum]]
+                parts += [y[:, g].prod(dim=1, keepdim=True) for g in self.subnode_groups(l + 1)[n_sum:]]
+                y = torch.cat(parts, dim=1)
+            x = self._affine("node_scale", l) * y + self._affine("node_bias", l)
+            self.acts.append(x.detach())
+        return x
+
+    def _reset_records_for_forward(self) -> None:
+        self.subnode_actscale, self.edge_actscale = [], []
+        self.acts_scale, self.acts_scale_spline, self.acts_premult = [], [], []
+
+    def get_act(self, x=None) -> None:
+        """Run a forward with save_act on, on x (a dict means its train_input) or cache_data."""
+        if isinstance(x, dict):
+            x = x["train_input"]
+        if x is None:
+            if self.cache_data is None:
+                raise ValueError("missing input data x: the model has not seen any data; pass x")
+            x = self.cache_data
+        old = self.save_act
+        self.save_act = True
+        try:
+            self.forward(x)
+        finally:
+            self.save_act = old
+
+    def _ensure_acts(self) -> None:
+        if self.acts is None or not self.edge_actscale:
+            self.get_act()
+
+    def edge_activations(self, l: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer l's inputs (B, in) and every edge's output phi (B, out, in) on the cached data,
+        for plots (pykan's acts[l] and spline_postacts[l]). Builds a (B, out, in) tensor."""
+        self._ensure_acts()
+        x = self.acts[l]
+        with torch.no_grad():
+            phi, _ = self.act_fun[l].edge_outputs(x)
+        return x, phi.permute(0, 2, 1)
+
+    # -- attribution ----------------------------------------------------------------------------
+    def _node_to_subnode(self, l: int, score: torch.Tensor) -> torch.Tensor:
+        """Scores (q, width_in[l]) -> (q, width_out[l]): a mult node passes its score to each input."""
+        n_sum = self.width[l][0]
+        if not self.width[l][1]:
+            return score
+        parts = [score[:, :n_sum]]
+        for m, a in enumerate(self._arities(l)):
+            parts.append(score[:, n_sum + m:n_sum + m + 1].expand(score.shape[0], a))
+        return torch.cat(parts, dim=1)
+
+    def _backpropagate(self, top: torch.Tensor, l_top: int):
+        """Propagate node scores top (q, width_in[l_top]) down to the inputs; returns lists
+        (input -> output order) of node (q, n), subnode (q, n_sub) and edge (q, out, in) scores."""
+        nodes, subnodes, edges = [top], [], []
+        score = top
+        for l in range(l_top, 0, -1):
+            sub = self._node_to_subnode(l, score)
+            edge = self.edge_actscale[l - 1].unsqueeze(0) * (sub / (self.subnode_actscale[l - 1] + 1e-4)).unsqueeze(-1)
+            score = edge.sum(1)
+            subnodes.append(sub)
+            edges.append(edge)
+            nodes.append(score)
+        return nodes[::-1], subnodes[::-1], edges[::-1]
+
+    def attribute(self, l: int | None = None, i: int | None = None, out_score=None, plot: bool = True):
+        """Backward attribution scores (BEHAVIOR.md §8).
+
+        With l=None it sets ``node_scores`` (per node layer), ``edge_scores`` ((out, in) per layer)
+        and ``subnode_scores`` as means over the output nodes. With l given it returns the
+        attribution of layer-l nodes to the inputs, (width_in[l], n_0), or row i; unlike pykan
+        (D17) the stored full scores are left intact.
+        """
+        self._ensure_acts()
+        L = self.depth
+        if l is None:
+            n_L = self.width_in[L]
+            ref = self.edge_actscale[-1]
+            if out_score is None:
+                top = torch.full((1, n_L), 1.0 / n_L, dtype=ref.dtype, device=ref.device)
+            else:
+                top = torch.as_tensor(out_score, dtype=ref.dtype, device=ref.device).reshape(1, n_L) / n_L
+            nodes, subnodes, edges = self._backpropagate(top, L)
+            self.node_scores = [s[0] for s in nodes]
+            self.subnode_scores = [s[0] for s in subnodes]
+            self.edge_scores = [e[0] for e in edges]
+            return None
+        if not isinstance(l, int) or not 1 <= l <= L:
+            raise ValueError(f"attribute: layer l must be in 1..{L}, got {l!r}")
+        self.attribute()
+        scores = self.node_scores[l] if out_score is None else torch.as_tensor(out_score)
+        nodes, _, _ = self._backpropagate(torch.diag(scores), l)
+        result = nodes[0]
+        if i is None:
+            return result
+        if not 0 <= i < result.shape[0]:
+            raise ValueError(f"attribute: node i={i} out of range for layer {l} of width {result.shape[0]}")
+        if plot:
+            import matplotlib.pyplot as plt
+
+            in_dim = self.width_in[0]
+            plt.figure(figsize=(1 * in_dim, 3))
+            plt.bar(range(in_dim), result[i].detach().cpu().numpy())
+            plt.xticks(range(in_dim))
+        return result[i]
+
+    def node_attribute(self) -> None:
+        """pykan's node_attribute: ``node_attribute_scores = [attribute(l) for l in 1..L]``."""
+        self.node_attribute_scores = [self.attribute(l) for l in range(1, self.depth + 1)]
+
+    @property
+    def feature_score(self) -> torch.Tensor:
+        """Attribution score of each input feature: (n_0,)."""
+        self.attribute()
+        return self.node_scores[0]
+
+    @property
+    def n_edge(self) -> int:
+        return int(sum((layer.mask > 0).sum().item() for layer in self.act_fun))
+
+    # -- regularisation -------------------------------------------------------------------------
+    def reg(self, reg_metric: str = "edge_forward_spline_n", lamb_l1: float = 1.0, lamb_entropy: float = 2.0,
+            lamb_coef: float = 0.0, lamb_coefdiff: float = 0.0) -> torch.Tensor:
+        """pykan's regularisation (BEHAVIOR.md §7.4) on the latest forward's records. Every metric
+        has a gradient ('edge_forward_sum' included, unlike pykan's D13)."""
+        if reg_metric == "edge_forward_spline_n":
+            mats = self.acts_scale_spline
+        elif reg_metric == "edge_forward_sum":
+            # pykan detaches acts_scale here (D13); without a symbolic branch the sum equals the
+            # numeric part, so the differentiable acts_scale_spline gives the value and a gradient.
+            mats = self.acts_scale_spline
+        elif reg_metric == "edge_forward_spline_u":
+            mats = self.edge_actscale
+        elif reg_metric == "edge_backward":
+            mats = self.edge_scores
+        elif reg_metric == "node_backward":
+            mats = self.node_attribute_scores
+        else:
+            raise ValueError(f"unknown reg_metric {reg_metric!r}; use one of {list(REG_METRICS)}")
+        if not mats:
+            raise RuntimeError(f"reg({reg_metric!r}) needs saved activations: run a forward with save_act=True"
+                               + (" and attribute()" if "backward" in reg_metric else ""))
+        total = 0.0
+        for v in mats:
+            total = total + matrix_reg(v, lamb_l1, lamb_entropy)
+        if lamb_coef or lamb_coefdiff:
+            for layer in self.act_fun:
+                coef = layer.coef
+                total = total + lamb_coef * coef.abs().mean(1).sum()
+                total = total + lamb_coefdiff * torch.diff(coef).abs().mean(1).sum()
+        return total
+
+    def get_reg(self, reg_metric, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff) -> torch.Tensor:
+        return self.reg(reg_metric, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff)
+
+    # -- grids ----------------------------------------------------------------------------------
+    def update_grid(self, x) -> None:
+        """Refit every layer's grid to the activations it sees on x, layer by layer (pykan §6.2)."""
+        if isinstance(x, dict):
+            x = x["train_input"]
+        h = self._select_inputs(x).detach()
+        # Layer l sees the outputs of layers < l after their update, as pykan's L forwards do.
+        for l in range(self.depth):
+            self.act_fun[l].update_grid_from_samples(h)
+            if l + 1 < self.depth:
+                with torch.no_grad():
+                    h = self._layer_forward(l, h)
+        self.acts = None
+
+    def update_grid_from_samples(self, x) -> None:
+        self.update_grid(x)
+
+    def _layer_forward(self, l: int, x: torch.Tensor) -> torch.Tensor:
+        """One layer with its subnode/mult/node stages, no records."""
+        y = self.act_fun[l].output(x)
+        y = self._affine("subnode_scale", l) * y + self._affine("subnode_bias", l)
+        n_sum = self.width[l + 1][0]
+        if self.width[l + 1][1]:
+            y = torch.cat([y[:, :n_sum]] + [y[:, g].prod(dim=1, keepdim=True)
+                                            for g in self.subnode_groups(l + 1)[n_sum:]], dim=1)
+        return self._affine("node_scale", l) * y + self._affine("node_bias", l)
+
+    # -- training -------------------------------------------------------------------------------
+    def fit(self, dataset: dict, opt: str = "LBFGS", steps: int = 100, log: int = 1, lamb: float = 0.0,
+            lamb_l1: float = 1.0, lamb_entropy: float = 2.0, lamb_coef: float = 0.0, lamb_coefdiff: float = 0.0,
+            update_grid: bool = True, grid_update_num: int = 10, loss_fn: Callable | None = None,
+            lr: float = 1.0, start_grid_update_step: int = -1, stop_grid_update_step: int = 50,
+            batch: int = -1, metrics: Sequence[Callable] | None = None, save_fig: bool = False,
+            in_vars=None, out_vars=None, beta: float = 3, save_fig_freq: int = 1, img_folder: str = "./video",
+            singularity_avoiding: bool = False, y_th: float = 1000.0,
+            reg_metric: str = "edge_forward_spline_n", display_metrics: Sequence[str] | None = None) -> dict:
+        """Train with pykan's signature and results dict (``train_loss``, ``test_loss``, ``reg`` and
+        one list per metric). See ``kanswap.fit`` for the deliberate differences from pykan."""
+        if reg_metric not in REG_METRICS:
+            raise ValueError(f"unknown reg_metric {reg_metric!r}; use one of {list(REG_METRICS)}")
+        if grid_update_num < 1:
+            raise ValueError(f"grid_update_num must be >= 1, got {grid_update_num}")
+        self._check_symbolic()
+        freq = max(1, int(stop_grid_update_step / grid_update_num))
+
+        def grid_update(step: int, x: torch.Tensor) -> None:
+            if update_grid and step % freq == 0 and step < stop_grid_update_step and step >= start_grid_update_step:
+                self.update_grid(x)
+
+        def reg() -> torch.Tensor:
+            if reg_metric == "edge_backward":
+                self.attribute()
+            elif reg_metric == "node_backward":
+                self.node_attribute()
+            return self.reg(reg_metric, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff)
+
+        after_step = None
+        if save_fig:
+            os.makedirs(img_folder, exist_ok=True)
+
+            def after_step(step: int) -> None:
+                if step % save_fig_freq == 0:
+                    import matplotlib.pyplot as plt
+
+                    self.plot(in_vars=in_vars, out_vars=out_vars, title=f"Step {step}", beta=beta)
+                    plt.savefig(os.path.join(img_folder, f"{step}.jpg"), bbox_inches="tight", dpi=200)
+                    plt.close()
+
+        results = run_fit(self, dataset, opt=opt, steps=steps, log=log, lamb=lamb, reg=reg, loss_fn=loss_fn,
+                          lr=lr, batch=batch, metrics=metrics, display_metrics=display_metrics,
+                          grid_update=grid_update, after_step=after_step)
+        self.log_history("fit")
+        return results
+
+    # -- swapping -------------------------------------------------------------------------------
+    def _check_node_layer(self, l: int) -> None:
+        if not isinstance(l, int) or isinstance(l, bool) or not 1 <= l <= self.depth - 1:
+            raise ValueError(f"layer l must be a hidden node layer in 1..{self.depth - 1}, got {l!r}")
+
+    @torch.no_grad()
+    def permute_layer(self, l: int, perm) -> None:
+        """Reorder the nodes of hidden node layer l: new node p is old node perm[p].
+
+        Moves every parameter indexed by those nodes exactly once (incoming edges, outgoing edges
+        and grid rows, node and subnode affine values, mult-node groups as a whole, their
+        arities), so the model's function is unchanged; then recomputes the cached records.
+        """
+        self._check_node_layer(l)
+        n = self.width_in[l]
+        perm = torch.as_tensor(perm, dtype=torch.long).cpu()
+        if perm.shape != (n,) or not torch.equal(perm.sort().values, torch.arange(n)):
+            raise ValueError(f"perm must be a permutation of 0..{n - 1}, got {perm.tolist()}")
+        n_sum = self.width[l][0]
+        if (perm[:n_sum] >= n_sum).any():
+            raise ValueError("perm may reorder sum nodes among themselves and mult nodes among "
+                             "themselves, not exchange the two kinds")
+        groups = self.subnode_groups(l)
+        sub_perm = torch.tensor([s for p in perm.tolist() for s in groups[p]], dtype=torch.long)
+        dev = self.act_fun[0].coef.device
+        self.act_fun[l - 1].permute(sub_perm.to(dev), "out")
+        self.symbolic_fun[l - 1].permute(sub_perm.to(dev), "out")
+        self.act_fun[l].permute(perm.to(dev), "in")
+        self.symbolic_fun[l].permute(perm.to(dev), "in")
+        for name, p in (("node_bias", perm), ("node_scale", perm), ("subnode_bias", sub_perm),
+                        ("subnode_scale", sub_perm)):
+            param = self._affine(name, l - 1)
+            param.data = param.data[p.to(dev)].contiguous()
+        if not self.mult_homo and self.width[l][1]:
+            arities = self.mult_arity[l]
+            self.mult_arity[l] = [arities[int(p) - n_sum] for p in perm[n_sum:]]
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Recompute records and scores on the cached data after a structural change (pykan
+        leaves them stale, D3)."""
+        had_scores = self.edge_scores is not None
+        self._reset_records()
+        if self.cache_data is not None:
+            self.get_act(self.cache_data)
+            if had_scores:
+                self.attribute()
+
+    def swap(self, l: int, i1: int, i2: int, log_history: bool = True) -> None:
+        """Exchange nodes i1 and i2 of hidden node layer l (both sum or both mult nodes)."""
+        self._check_node_layer(l)
+        n = self.width_in[l]
+        for name, i in (("i1", i1), ("i2", i2)):
+            if not isinstance(i, (int, np.integer)) or not 0 <= i < n:
+                raise ValueError(f"{name}={i!r} out of range for layer {l} of width {n}")
+        perm = list(range(n))
+        perm[i1], perm[i2] = perm[i2], perm[i1]
+        self.permute_layer(l, perm)
+        if log_history:
+            self.log_history("swap")
+
+    def _score_matrices(self) -> list[torch.Tensor]:
+        self._ensure_acts()
+        if self.edge_scores is None:
+            self.attribute()
+        return [s.detach() for s in self.edge_scores]
+
+    @property
+    def connection_cost(self) -> torch.Tensor:
+        """sum_l sum_{a,b} |pos_a - pos_b| edge_scores[l][a, b] on fresh scores (0-d tensor)."""
+        return swap_math.connection_cost(self._score_matrices())
+
+    def auto_swap_l(self, l: int, method: str = "greedy") -> None:
+        """Reorder the nodes of hidden layer l to lower the connection cost (others fixed)."""
+        self._check_node_layer(l)
+        self._auto_swap([l], method)
+
+    def auto_swap(self, method: str = "greedy") -> None:
+        """Reorder hidden nodes to minimise the connection cost, from one attribution pass.
+
+        method='greedy' makes pykan's decisions (for i in 0..n-1 swap i with the best partner),
+        layer after layer, each with its own width (pykan's D2 uses width_in[1] everywhere);
+        'optimal' solves each layer as a linear assignment, sweeping until no gain, then polishes
+        with greedy swaps; it never ends above 'greedy'. The model is never re-run per candidate.
+        """
+        self._auto_swap(list(range(1, self.depth)), method)
+        self.log_history("auto_swap")
+
+    def _auto_swap(self, layers: list[int], method: str) -> None:
+        if method not in ("greedy", "optimal"):
+            raise ValueError(f"unknown method {method!r}; use 'greedy' or 'optimal'")
+        if not layers:
+            return
+        if any(self.width[l][1] for l in layers):
+            perms = self._auto_swap_mult(layers)
+        else:
+            scores = self._score_matrices()
+            all_perms = (swap_math.greedy_perms(scores) if method == "greedy"
+                         else swap_math.optimal_perms(scores))
+            perms = {l: all_perms[l - 1] for l in layers}
+        for l, perm in perms.items():
+            if not torch.equal(perm.cpu(), torch.arange(len(perm))):
+                self.permute_layer(l, perm)
+
+    def _auto_swap_mult(self, layers: list[int]) -> dict[int, torch.Tensor]:
+        """Greedy for layers with mult nodes: candidate swaps (same node kind) are scored by the
+        connection cost of the permuted score matrices, still without re-running the model."""
+        scores = [s.double() for s in self._score_matrices()]
+        perms = {}
+        for l in layers:
+            n, n_sum = self.width_in[l], self.width[l][0]
+            groups = self.subnode_groups(l)
+            order = list(range(n))
+
+            def cost(order):
+                sub = [s for p in order for s in groups[p]]
+                mats = list(scores)
+                mats[l - 1] = scores[l - 1][sub]
+                mats[l] = scores[l][:, order]
+                return float(swap_math.connection_cost(mats))
+
+            for i in range(n):
+                same = range(n_sum) if i < n_sum else range(n_sum, n)
+                best_j, best = i, cost(order)
+                for j in same:
+                    trial = list(order)
+                    trial[i], trial[j] = trial[j], trial[i]
+                    c = cost(trial)
+                    if c < best:
+                        best_j, best = j, c
+                order[i], order[best_j] = order[best_j], order[i]
+            perms[l] = torch.tensor(order)
+            sub = [s for p in order for s in groups[p]]
+            scores[l - 1] = scores[l - 1][sub]
+            scores[l] = scores[l][:, order]
+        return perms
+
+    # -- pruning, plotting, checkpoints (kanswap/prune.py, plot.py, checkpoint.py) ---------------
+    def log_history(self, name: str) -> None:
+        """With auto_save on, save a checkpoint ``{ckpt_path}/{round}.{state_id}`` after ``name``."""
+        if not self.auto_save:
+            return
+        os.makedirs(self.ckpt_path, exist_ok=True)
+        with open(os.path.join(self.ckpt_path, "history.txt"), "a") as f:
+            f.write(f"{self.round}.{self.state_id} => {name} => {self.round}.{self.state_id + 1}\n")
+        self.state_id += 1
+        self.saveckpt(os.path.join(self.ckpt_path, f"{self.round}.{self.state_id}"))
+
+    def config(self) -> dict:
+        """Constructor arguments that rebuild this model's structure (plain Python values)."""
+        return dict(width=copy.deepcopy(self.width), grid=self.grid, k=self.k,
+                    mult_arity=copy.deepcopy(self.mult_arity), noise_scale=self.noise_scale,
+                    scale_base_mu=self.scale_base_mu, scale_base_sigma=self.scale_base_sigma,
+                    base_fun=self.base_fun_name if isinstance(self.base_fun, str) else "silu",
+                    symbolic_enabled=self.symbolic_enabled, affine_trainable=self.affine_trainable,
+                    grid_eps=self.grid_eps, grid_range=list(self.grid_range), sp_trainable=self.sp_trainable,
+                    sb_trainable=self.sb_trainable, seed=self.seed, save_act=self.save_act,
+                    sparse_init=self.sparse_init, auto_save=self.auto_save, ckpt_path=self.ckpt_path,
+                    state_id=self.state_id, round=self.round, backend=self.backend)
+
+    def saveckpt(self, path: str = "model") -> None:
+        from .checkpoint import save_model
+
+        save_model(self, path)
+
+    @staticmethod
+    def loadckpt(path: str = "model") -> KAN:
+        from .checkpoint import load_model
+
+        return load_model(path)
+
+    def copy(self) -> KAN:
+        return copy.deepcopy(self)
+
+    def to(self, *args, **kwargs):
+        out = super().to(*args, **kwargs)
+        self.device = self.act_fun[0].coef.device
+        return out
+
+    def prune_node(self, threshold: float = 1e-2, mode: str = "auto", active_neurons_id=None,
+                   log_history: bool = True, compensate: bool = True) -> KAN:
+        from .prune import prune_node
+
+        return prune_node(self, threshold, mode, active_neurons_id, log_history, compensate)
+
+    def prune_edge(self, threshold: float = 3e-2, log_history: bool = True, compensate: bool = True) -> KAN:
+        from .prune import prune_edge
+
+        return prune_edge(self, threshold, log_history, compensate)
+
+    def prune(self, node_th: float = 1e-2, edge_th: float = 3e-2, compensate: bool = True) -> KAN:
+        from .prune import prune
+
+        return prune(self, node_th, edge_th, compensate)
+
+    def prune_input(self, threshold: float = 1e-2, active_inputs=None, log_history: bool = True,
+                    compensate: bool = True) -> KAN:
+        from .prune import prune_input
+
+        return prune_input(self, threshold, active_inputs, log_history, compensate)
+
+    def plot(self, folder=None, beta: float = 3, metric: str = "backward", scale: float = 0.5, tick: bool = False,
+             sample: bool = False, in_vars=None, out_vars=None, title=None, varscale: float = 1.0):
+        """Draw the network (nodes, edges with alpha tanh(beta * score), each edge's curve as an inset)
+        and return the matplotlib Figure; writes ``{folder}/kan.png`` only when ``folder`` is given."""
+        from .plot import plot_kan
+
+        return plot_kan(self, folder=folder, beta=beta, metric=metric, scale=scale, tick=tick, sample=sample,
+                        in_vars=in_vars, out_vars=out_vars, title=title, varscale=varscale)
+
+
+MultKAN = KAN
+
+
+def matrix_reg(v: torch.Tensor, lamb_l1: float, lamb_entropy: float) -> torch.Tensor:
+    """pykan's l1 + row/column entropy penalty of a non-negative matrix (or vector) v."""
+    l1 = v.sum()
+    if v.dim() == 1:
+        p = v / (v.sum() + 1)
+        return lamb_l1 * l1 + lamb_entropy * -(p * torch.log2(p + 1e-4)).sum()
+    p_row = v / (v.sum(dim=1, keepdim=True) + 1)
+    p_col = v / (v.sum(dim=0, keepdim=True) + 1)
+    entropy_row = -torch.mean(torch.sum(p_row * torch.log2(p_row + 1e-4), dim=1))
+    entropy_col = -torch.mean(torch.sum(p_col * torch.log2(p_col + 1e-4), dim=0))
+    return lamb_l1 * l1 + lamb_entropy * (entropy_row + entropy_col)

@@ -1,0 +1,222 @@
+"""B-spline math on per-input knot grids: basis, derivative, grids and least-squares fits.
+
+This is the reference path: plain PyTorch, exact to float rounding against pykan's Cox-de Boor
+recursion (BEHAVIOR.md §3), and what every Triton kernel is checked against.
+
+Conventions (pykan's):
+- a layer grid is ``(in_dim, G + 2k + 1)``: G intervals over the grid range, extended by k knots
+  on each side; it yields ``G + k`` basis functions of order k per input;
+- order-0 functions are half-open indicators ``g_t <= x < g_{t+1}``, so every basis function is
+  zero at or beyond the outermost knots;
+- terms whose knot span is zero (repeated knots) count as 0 (pykan's ``nan_to_num``).
+
+Unlike pykan, the basis is never built by the full recursion over all G + k functions: each input's
+knot interval is found once (``searchsorted``) and only its k + 1 non-zero functions are computed
+(de Boor's triangle), then scattered into the dense result.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = [
+    "extend_grid",
+    "uniform_grid",
+    "bspline_local",
+    "bspline_basis",
+    "coef_to_curve",
+    "curve_to_coef",
+    "grid_from_samples",
+]
+
+
+def extend_grid(grid: torch.Tensor, k: int) -> torch.Tensor:
+    """Add k knots on each side of every row, spaced by the row's mean spacing.
+
+    grid: (n, P) -> (n, P + 2k). The step is ``(last - first) / (P - 1)`` of the given row.
+    """
+    if grid.dim() != 2:
+        raise ValueError(f"grid must be 2-D (n, P), got shape {tuple(grid.shape)}")
+    if k == 0:
+        return grid
+    h = (grid[:, -1:] - grid[:, :1]) / (grid.shape[1] - 1)
+    steps = torch.arange(1, k + 1, dtype=grid.dtype, device=grid.device)
+    left = grid[:, :1] - h * steps.flip(0)
+    right = grid[:, -1:] + h * steps
+    return torch.cat([left, grid, right], dim=1)
+
+
+def uniform_grid(
+    in_dim: int, num: int, k: int, grid_range=(-1.0, 1.0), dtype=torch.float32, device=None
+) -> torch.Tensor:
+    """The extended uniform layer grid of pykan's KANLayer init: (in_dim, num + 2k + 1)."""
+    base = torch.linspace(grid_range[0], grid_range[1], num + 1, dtype=dtype, device=device)
+    return extend_grid(base.expand(in_dim, num + 1), k)
+
+
+def _interval(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """Index t with g_t <= x < g_{t+1} for each x: (B, n) -> (B, n) int64, in [-1, P - 1].
+
+    -1 means left of the grid, P - 1 means at or right of the last knot (and NaN).
+    """
+    # searchsorted wants the values laid out like the sorted rows: (n, B).
+    t = torch.searchsorted(grid.contiguous(), x.t().contiguous(), right=True) - 1
+    return t.t()
+
+
+def _safe_div(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """num / den with 0 where den == 0: the 0/0 := 0 rule for repeated knots."""
+    zero = den == 0
+    return torch.where(zero, torch.zeros_like(num), num / torch.where(zero, torch.ones_like(den), den))
+
+
+def bspline_local(
+    x: torch.Tensor, grid: torch.Tensor, k: int, derivative: bool = False
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """The k + 1 basis functions that can be non-zero at each input, and their index.
+
+    x: (B, n); grid: (n, P) sorted rows. Returns ``(values, first, dvalues)``:
+    values (B, n, k + 1) are ``B_{first + r, k}(x)`` for r = 0..k; first (B, n) int64 is t - k for
+    the knot interval t of x; entries for functions that do not exist (index < 0 or > P - 2 - k)
+    and for x outside [g_0, g_{P-1}) are 0. dvalues (B, n, k + 1) is d/dx of values when
+    ``derivative`` is set (else None).
+    """
+    B, n = x.shape
+    P = grid.shape[1]
+    n_basis = P - 1 - k
+    t = _interval(x, grid)
+    inside = (t >= 0) & (t <= P - 2)
+    t = t.clamp(0, P - 2)
+    # Pad k knots each side so that the window g[t-k+1 .. t+k] always exists; functions that use a
+    # pad knot do not exist in pykan's basis and are masked below, and no existing function reads
+    # a pad knot, so their values do not matter (spacing 1 keeps them finite).
+    pad = torch.arange(1, k + 1, dtype=grid.dtype, device=grid.device)
+    gp = torch.cat([grid[:, :1] - pad.flip(0), grid, grid[:, -1:] + pad], dim=1)  # (n, P + 2k)
+    # win[..., w] = g[t + 1 + w - k], w = 0..2k-1
+    idx = t.unsqueeze(-1) + torch.arange(1, 2 * k + 1, device=x.device)
+    win = gp.unsqueeze(0).expand(B, n, P + 2 * k).gather(2, idx)
+    xe = x.unsqueeze(-1)
+    left = xe - win[..., :k].flip(-1)  # left[j-1] = x - g[t+1-j], j = 1..k
+    right = win[..., k:] - xe  # right[j-1] = g[t+j] - x
+    vals = [torch.where(inside, torch.ones_like(x), torch.zeros_like(x))]
+    prev = None
+    for j in range(1, k + 1):
+        if j == k:
+            prev = vals
+        saved = torch.zeros_like(x)
+        new = []
+        for r in range(j):
+            # knot span of function (t - j + 1 + r) at order j - 1 ... order j: g[t+r+1] - g[t+1-j+r]
+            den = right[..., r] + left[..., j - r - 1]
+            temp = _safe_div(vals[r], den)
+            new.append(saved + right[..., r] * temp)
+            saved = left[..., j - r - 1] * temp
+        new.append(saved)
+        vals = new
+    values = torch.stack(vals, dim=-1)
+    first = t - k
+    s = first.unsqueeze(-1) + torch.arange(k + 1, device=x.device)
+    exists = (s >= 0) & (s < n_basis)
+    values = values * exists
+    dvalues = None
+    if derivative:
+        if k == 0:
+            dvalues = torch.zeros_like(values)
+        else:
+            # d/dx B_{s,k} = k (B_{s,k-1} / (g_{s+k} - g_s) - B_{s+1,k-1} / (g_{s+k+1} - g_{s+1})),
+            # with s = t - k + r; the order k-1 functions present are s' = t - k + 1 .. t (prev).
+            zero = torch.zeros_like(x)
+            lower = [zero] + prev + [zero]  # B_{t-k+r, k-1} for r = 0..k+1
+            terms = []
+            for r in range(k + 1):
+                # span of B_{t-k+r,k-1}: g[t+r] - g[t-k+r] = right[r-1] + left[k-r-1] (pads when out)
+                a = _safe_div(lower[r], _span(left, right, k, r)) if 0 < r <= k else zero
+                b = _safe_div(lower[r + 1], _span(left, right, k, r + 1)) if r < k else zero
+                terms.append(k * (a - b))
+            dvalues = torch.stack(terms, dim=-1) * exists
+    return values, first, dvalues
+
+
+def _span(left: torch.Tensor, right: torch.Tensor, k: int, r: int) -> torch.Tensor:
+    """g[t+r] - g[t-k+r] for r = 1..k, from the left/right knot distances of the window."""
+    return right[..., r - 1] + left[..., k - r]
+
+
+def bspline_basis(x: torch.Tensor, grid: torch.Tensor, k: int) -> torch.Tensor:
+    """All G + k basis functions of order k: x (B, n), grid (n, G + 2k + 1) -> (B, n, G + k).
+
+    Equal (to float rounding) to pykan's ``B_batch(x, grid, k)``.
+    """
+    n_basis = grid.shape[1] - 1 - k
+    values, first, _ = bspline_local(x, grid, k)
+    return scatter_local(values, first, n_basis)
+
+
+def scatter_local(values: torch.Tensor, first: torch.Tensor, width: int, offset: int = 0,
+                  out: torch.Tensor | None = None) -> torch.Tensor:
+    """Place local values (B, n, k+1) at columns ``offset + first + r`` of a dense (B, n, width).
+
+    Entries that fall outside [offset, offset + n_basis) have value 0 by construction
+    (``bspline_local`` zeroes them), so clamping their index and adding is exact.
+    """
+    B, n, kp1 = values.shape
+    if out is None:
+        out = values.new_zeros(B, n, width)
+    idx = (first.unsqueeze(-1) + torch.arange(kp1, device=values.device)).clamp_(0, width - offset - 1)
+    out.scatter_add_(2, idx + offset, values)
+    return out
+
+
+def gather_local(dense: torch.Tensor, first: torch.Tensor, kp1: int, offset: int = 0) -> torch.Tensor:
+    """The inverse access of ``scatter_local``: dense (B, n, width) -> (B, n, k+1) at the local columns."""
+    width = dense.shape[-1]
+    idx = (first.unsqueeze(-1) + torch.arange(kp1, device=dense.device)).clamp_(0, width - offset - 1)
+    return dense.gather(2, idx + offset)
+
+
+def coef_to_curve(x: torch.Tensor, grid: torch.Tensor, coef: torch.Tensor, k: int) -> torch.Tensor:
+    """Spline values per edge: x (B, n), coef (n, out, G+k) -> (B, n, out)."""
+    basis = bspline_basis(x, grid, k)
+    return torch.einsum("bim,ijm->bij", basis, coef)
+
+
+def _lstsq(mat: torch.Tensor, rhs: torch.Tensor) -> torch.Tensor:
+    """Minimum-norm least squares, batched: mat (n, B, K), rhs (n, B, R) -> (n, K, R).
+
+    CPU uses the SVD driver gelsd, which is deterministic (pykan's default gelsy is not, D14) and
+    gives the minimum-norm solution for rank-deficient systems. CUDA has only 'gels' (full rank
+    only), so it goes through the pseudo-inverse, also minimum-norm.
+    """
+    if mat.device.type == "cpu":
+        return torch.linalg.lstsq(mat, rhs, driver="gelsd").solution
+    return torch.linalg.pinv(mat) @ rhs
+
+
+def curve_to_coef(x: torch.Tensor, y: torch.Tensor, grid: torch.Tensor, k: int) -> torch.Tensor:
+    """Least-squares coefficients whose splines best match y: x (B, n), y (B, n, out) -> (n, out, G+k).
+
+    Each input's design matrix is shared by all its outputs, so one solve per input with ``out``
+    right-hand sides replaces pykan's in*out separate solves. Solved in float64 for accuracy.
+    """
+    if not (torch.isfinite(x).all() and torch.isfinite(y).all()):
+        raise ValueError("curve_to_coef: samples contain NaN or inf; cannot fit spline coefficients")
+    mat = bspline_basis(x.double(), grid.double(), k).permute(1, 0, 2)  # (n, B, K)
+    rhs = y.double().permute(1, 0, 2)  # (n, B, out)
+    sol = _lstsq(mat, rhs)  # (n, K, out)
+    return sol.permute(0, 2, 1).to(y.dtype).contiguous()
+
+
+def grid_from_samples(x: torch.Tensor, num: int, k: int, grid_eps: float) -> torch.Tensor:
+    """pykan's sample-adaptive grid: x (B, n) -> extended grid (n, num + 2k + 1).
+
+    Interior knots mix sample quantiles (weight 1 - grid_eps) with a uniform grid over the sample
+    range (weight grid_eps); quantile ids are ``floor(B / num * i)`` for i < num, then B - 1.
+    """
+    B = x.shape[0]
+    xs = torch.sort(x, dim=0).values
+    ids = [int(B / num * i) for i in range(num)] + [B - 1]
+    adaptive = xs[ids, :].t()  # (n, num + 1)
+    step = (adaptive[:, -1:] - adaptive[:, :1]) / num
+    uniform = adaptive[:, :1] + step * torch.arange(num + 1, dtype=x.dtype, device=x.device)
+    grid = grid_eps * uniform + (1 - grid_eps) * adaptive
+    return extend_grid(grid, k)
