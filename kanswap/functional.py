@@ -1,13 +1,14 @@
-"""The KAN layer as functions: folded weights, basis features, the reference autograd Function,
-and the basis moments behind edge statistics.
+"""The KAN layer as functions: folded weights, basis features (an autograd Function with a
+hand-written backward), the reference layer, and the basis moments behind edge statistics.
 
 A KAN layer computes, for input i and output j,
     phi_ij(x) = mask_ij * (scale_base_ij * base(x_i) + scale_sp_ij * sum_m coef_ijm B_m(x_i))
 and y_j = sum_i phi_ij(x_i). With the features a_i(x) = [base(x_i), B_1(x_i) .. B_K(x_i)] (K = G + k)
 and the folded weight W_i = [mask*scale_base ; mask*scale_sp*coef] of shape (K + 1, out), the
 layer is one contraction  y = A @ W,  A: (batch, in*(K+1)), W: (in*(K+1), out). pykan instead
-materialises (batch, in, out, K). The backward is written by hand: dW = A^T dy, and dx gathers
-dA = dy W^T at each input's k + 1 non-zero basis columns times the basis derivative.
+materialises (batch, in, out, K). The matmul's backward is autograd's (dW = A^T dy, dA = dy W^T);
+the features' backward is written by hand: dx gathers dA at each input's k + 1 non-zero basis
+columns times the basis derivative.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "fold_weight",
     "basis_features",
     "kan_linear_reference",
+    "feature_moments",
     "basis_moments",
     "edge_std",
 ]
@@ -55,76 +57,77 @@ def fold_weight(
     return torch.cat([w_base, w_sp], dim=1)
 
 
-def basis_features(
-    x: torch.Tensor, grid: torch.Tensor, k: int, base_fun: str | Callable = "silu", derivative: bool = False
-):
-    """Features A (B, in, K+1) = [base(x_i), B_1(x_i) .. B_K(x_i)], plus what the backward needs.
-
-    Returns ``(A, first, dvalues)``; see ``spline.bspline_local``. A callable ``base_fun`` is applied
-    with autograd; named ones are evaluated without a graph.
-    """
+def _features(x: torch.Tensor, grid: torch.Tensor, k: int, base_fun: str, derivative: bool):
     B, n = x.shape
     K = grid.shape[1] - 1 - k
     values, first, dvalues = bspline_local(x, grid, k, derivative=derivative)
-    fun = BASE_FUNS[base_fun][0] if isinstance(base_fun, str) else base_fun
-    base = fun(x)
-    feats = torch.cat([base.unsqueeze(-1), values.new_zeros(B, n, K)], dim=-1)
+    feats = torch.cat([BASE_FUNS[base_fun][0](x).unsqueeze(-1), values.new_zeros(B, n, K)], dim=-1)
     scatter_local(values, first, K + 1, offset=1, out=feats)
     return feats, first, dvalues
 
 
-class KANLinearFunction(torch.autograd.Function):
-    """y = features(x) @ W with a hand-written backward (named base functions only)."""
+class BasisFeatures(torch.autograd.Function):
+    """x (B, in) -> A (B, in, K+1) = [base(x_i), B_1(x_i) .. B_K(x_i)], with a hand-written backward:
+    dx_i = dA_i0 base'(x_i) + sum over the k+1 non-zero columns of dA_im B_m'(x_i).
+
+    Autograd through the de Boor triangle would record ~60 small ops per layer call; here the
+    backward is one gather and a product.
+    """
 
     @staticmethod
-    def forward(ctx, x, grid, weight, k: int, base_fun: str):
-        B, n = x.shape
-        out = weight.shape[-1]
-        feats, first, dvalues = basis_features(x, grid, k, base_fun, derivative=ctx.needs_input_grad[0])
-        y = feats.view(B, -1) @ weight.reshape(-1, out)
-        ctx.save_for_backward(x, feats, first, dvalues, weight)
+    def forward(ctx, x, grid, k: int, base_fun: str):
+        feats, first, dvalues = _features(x, grid, k, base_fun, derivative=ctx.needs_input_grad[0])
+        ctx.save_for_backward(x, first, dvalues)
         ctx.k, ctx.base_fun = k, base_fun
-        return y
+        return feats
 
     @staticmethod
-    def backward(ctx, gy):
-        x, feats, first, dvalues, weight = ctx.saved_tensors
-        B, n, kp = feats.shape
-        out = weight.shape[-1]
-        gx = gw = None
-        if ctx.needs_input_grad[2]:
-            gw = (feats.view(B, -1).t() @ gy).view_as(weight)
-        if ctx.needs_input_grad[0]:
-            ga = (gy @ weight.reshape(-1, out).t()).view(B, n, kp)
-            gx = ga[..., 0] * BASE_FUNS[ctx.base_fun][1](x)
-            gx = gx + (gather_local(ga, first, ctx.k + 1, offset=1) * dvalues).sum(-1)
-        return gx, None, gw, None, None
+    def backward(ctx, ga):
+        x, first, dvalues = ctx.saved_tensors
+        gx = ga[..., 0] * BASE_FUNS[ctx.base_fun][1](x)
+        gx = gx + (gather_local(ga, first, ctx.k + 1, offset=1) * dvalues).sum(-1)
+        return gx, None, None, None
+
+
+def basis_features(x: torch.Tensor, grid: torch.Tensor, k: int, base_fun: str | Callable = "silu") -> torch.Tensor:
+    """Features A (B, in, K+1) = [base(x_i), B_1(x_i) .. B_K(x_i)], differentiable in x.
+
+    A callable ``base_fun`` is applied with autograd; the spline columns always use the
+    hand-written backward.
+    """
+    if isinstance(base_fun, str):
+        return BasisFeatures.apply(x, grid, k, base_fun)
+    feats = BasisFeatures.apply(x, grid, k, "zero")
+    return torch.cat([base_fun(x).unsqueeze(-1), feats[..., 1:]], dim=-1)
 
 
 def kan_linear_reference(
     x: torch.Tensor, grid: torch.Tensor, weight: torch.Tensor, k: int, base_fun: str | Callable = "silu"
 ) -> torch.Tensor:
     """Reference KAN layer: x (B, in), grid (in, G+2k+1), weight (in, G+k+1, out) -> y (B, out)."""
-    if isinstance(base_fun, str):
-        return KANLinearFunction.apply(x, grid, weight, k, base_fun)
-    feats, _, _ = basis_features(x, grid, k, base_fun)
+    feats = basis_features(x, grid, k, base_fun)
     return feats.reshape(x.shape[0], -1) @ weight.reshape(-1, weight.shape[-1])
 
 
-def basis_moments(
-    x: torch.Tensor, grid: torch.Tensor, k: int, base_fun: str | Callable = "silu"
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-input mean (in, K+1) and sample covariance (in, K+1, K+1) of the features over the batch.
+def feature_moments(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-input mean (in, K+1) and sample covariance (in, K+1, K+1) of features (B, in, K+1).
 
     Computed in float64: the covariance feeds quadratic forms whose result (an edge variance) can
     be far smaller than the covariance entries, and float32 cancellation would show there.
     """
-    feats, _, _ = basis_features(x.double(), grid.double(), k, base_fun)
+    feats = feats.double()
     B = feats.shape[0]
     mean = feats.mean(0)
     centred = (feats - mean).transpose(0, 1)  # (in, B, K+1)
     cov = centred.transpose(1, 2) @ centred / max(B - 1, 1)
     return mean, cov
+
+
+def basis_moments(
+    x: torch.Tensor, grid: torch.Tensor, k: int, base_fun: str | Callable = "silu"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-input mean (in, K+1) and sample covariance (in, K+1, K+1) of the features of x (B, in)."""
+    return feature_moments(basis_features(x, grid, k, base_fun))
 
 
 def edge_std(cov: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:

@@ -282,14 +282,16 @@ class KAN(nn.Module):
         self._reset_records_for_forward()
         self.acts = [x.detach()]
         for l, layer in enumerate(self.act_fun):
-            y = layer.output(x)
             if save:
+                y, edge = layer.output_and_std(x)
+                edge = edge.t()  # (out, in), carries grad for reg
                 self.subnode_actscale.append(_std(y).detach())
-                edge = layer.edge_std(x).t()  # (out, in), carries grad for reg
                 norm = _std(x).unsqueeze(0) + 0.1  # std(x_i), not detached (as pykan)
                 self.edge_actscale.append(edge)
                 self.acts_scale_spline.append(edge / norm)
                 self.acts_scale.append((edge / norm).detach())
+            else:
+                y = layer.output(x)
             y = self._affine("subnode_scale", l) * y + self._affine("subnode_bias", l)
             if save:
                 self.acts_premult.append(y.detach())

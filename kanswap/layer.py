@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from .functional import BASE_FUNS, basis_moments, edge_std, fold_weight, kan_linear_reference
+from .functional import BASE_FUNS, basis_features, basis_moments, edge_std, feature_moments, fold_weight
 from .spline import coef_to_curve, curve_to_coef, grid_from_samples, uniform_grid
 
 __all__ = ["KANLayer", "KANLinear", "resolve_base_fun", "check_input"]
@@ -141,10 +141,24 @@ class KANLayer(nn.Module):
         check_input(x, self.in_dim, self.coef)
         backend = backend or self.backend
         if _use_reference(x, backend):
-            return kan_linear_reference(x, self.grid, self.weight(), self.k, self.base_fun)
+            return self._reference(x, self.weight(), with_std=False)[0]
         from .kernels.bspline import kan_linear
 
         return kan_linear(x, self.grid, self.weight(), self.k, self.base_fun, backend=backend)
+
+    def _reference(self, x: torch.Tensor, weight: torch.Tensor, with_std: bool):
+        feats = basis_features(x, self.grid, self.k, self.base_fun)
+        y = feats.reshape(x.shape[0], -1) @ weight.reshape(-1, self.out_dim)
+        std = edge_std(feature_moments(feats)[1], weight) if with_std else None
+        return y, std
+
+    def output_and_std(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """y (B, out) and the per-edge std of phi over the batch (in, out), from one basis
+        evaluation on the reference path. Both differentiable."""
+        check_input(x, self.in_dim, self.coef)
+        if _use_reference(x, self.backend):
+            return self._reference(x, self.weight(), with_std=True)
+        return self.output(x), self.edge_std(x)
 
     def edge_std(self, x: torch.Tensor) -> torch.Tensor:
         """Sample std over the batch of each edge's phi: (in, out), differentiable, no (B, in, out)."""

@@ -1,0 +1,240 @@
+"""kanswap.plot: KAN / MLP diagrams (BEHAVIOR.md §11-§12), headless, no files unless asked."""
+
+import math
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
+from torch import nn  # noqa: E402
+
+from kanswap import KAN  # noqa: E402
+from kanswap.plot import plot_kan, plot_mlp, plot_summary  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    yield
+    plt.close("all")
+
+
+def _x(n=40, d=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(n, d, generator=g) * 2 - 1
+
+
+@pytest.fixture
+def kan():
+    model = KAN(width=[3, 4, 2], seed=0)
+    model(_x())
+    model.act_fun[0].mask.data[1, 2] = 0.0  # edge (l=0, i=1, j=2) masked
+    return model
+
+
+def _alphas(fig):
+    return {(e["layer"], e["i"], e["j"]): e["alpha"] for e in fig.kanswap_edges}
+
+
+def test_kan_plot_insets_alphas_no_files(kan, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fig = kan.plot()
+    assert plt.gcf() is fig
+    assert tuple(fig.get_size_inches()) == pytest.approx((5.0, 4.0))  # (10s, 10s L (y0+z0))
+    ax = fig.axes[0]
+    assert ax.get_xlim() == pytest.approx((0, 1))
+    assert ax.get_ylim() == pytest.approx((-0.04, 0.84))
+    assert len(ax.child_axes) == 3 * 4 + 4 * 2 - 1  # one inset per unmasked edge
+    kan.attribute()
+    alphas = _alphas(fig)
+    assert len(alphas) == 20
+    for l, score in enumerate(kan.edge_scores):
+        score = score.detach()
+        for j in range(score.shape[0]):
+            for i in range(score.shape[1]):
+                want = 0.0 if (l, i, j) == (0, 1, 2) else math.tanh(3 * float(score[j, i]))
+                assert alphas[(l, i, j)] == pytest.approx(want, abs=1e-6)
+    fig.savefig(tmp_path / "shown.png")  # renders headless (Agg)
+    assert os.listdir(tmp_path) == ["shown.png"]
+
+
+@pytest.mark.parametrize("metric, attr", [("forward_n", "acts_scale"), ("forward_u", "edge_actscale")])
+def test_kan_plot_forward_metrics(kan, metric, attr):
+    fig = plot_kan(kan, metric=metric, beta=2)
+    alphas = _alphas(fig)
+    for l, score in enumerate(getattr(kan, attr)):
+        score = score.detach()
+        for j in range(score.shape[0]):
+            for i in range(score.shape[1]):
+                mask = float(kan.act_fun[l].mask[i, j])
+                assert alphas[(l, i, j)] == pytest.approx(math.tanh(2 * float(score[j, i])) * mask, abs=1e-6)
+
+
+def test_kan_plot_inset_curve_is_edge_output(kan):
+    fig = kan.plot()
+    inset = fig.axes[0].child_axes[0]  # edge (0, 0, 0)
+    xs, ys = inset.lines[0].get_data()
+    x, phi = kan.edge_activations(0)
+    order = np.argsort(x[:, 0].numpy(), kind="stable")
+    np.testing.assert_allclose(xs, x[order, 0].numpy())
+    np.testing.assert_allclose(ys, phi[order, 0, 0].numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_kan_plot_mult_nodes():
+    model = KAN(width=[3, [2, 1], 1], seed=0)
+    model(_x())
+    fig = model.plot(tick=True, sample=True)
+    ax = fig.axes[0]
+    assert len(ax.child_axes) == 3 * 4 + 3 * 1  # width_out [4, 1], width_in [3, 3]
+    # subnodes 2 and 3 of node layer 1 join mult node 2: segments from y0=0.3 to 0.4
+    joins = {tuple(map(tuple, np.round(s, 6))) for c in ax.collections
+             if isinstance(c, LineCollection) for s in c.get_segments()}
+    for sub in (2, 3):
+        assert ((round((sub + 0.5) / 4, 6), 0.3), (round(2.5 / 3, 6), 0.4)) in joins
+
+
+def test_kan_plot_folder_writes_png(kan, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    kan.plot(folder="figs", in_vars=["a", "b", "c"], out_vars=["y1", "y2"], title="T")
+    assert os.listdir(tmp_path) == ["figs"]
+    assert os.listdir(tmp_path / "figs") == ["kan.png"]
+    assert (tmp_path / "figs" / "kan.png").stat().st_size > 1000
+
+
+def test_kan_plot_labels():
+    sympy = pytest.importorskip("sympy")
+    model = KAN(width=[2, 2, 1], seed=0)
+    model(_x(d=2))
+    fig = model.plot(in_vars=[sympy.Symbol("x_1"), "b"], out_vars=["y"], title="T", scale=0.5, varscale=0.5)
+    texts = {t.get_text(): t for t in fig.axes[0].texts}
+    assert set(texts) == {"$x_{1}$", "b", "y", "T"}
+    assert texts["b"].get_position() == pytest.approx((0.75, -0.1))
+    assert texts["y"].get_position() == pytest.approx((0.5, 0.8 + 0.15))
+    assert texts["T"].get_position() == pytest.approx((0.5, 0.8 + 0.3))
+    assert texts["b"].get_fontsize() == pytest.approx(10)
+    assert texts["T"].get_fontsize() == pytest.approx(20)
+
+
+def test_kan_plot_errors(kan):
+    fresh = KAN(width=[2, 2, 1], seed=0)
+    with pytest.raises(ValueError, match=r"model\(dataset\['train_input'\]\)"):
+        fresh.plot()
+    with pytest.raises(ValueError, match="'backward', 'forward_n', 'forward_u'"):
+        kan.plot(metric="nope")
+
+
+def test_kan_plot_recomputes_missing_acts(kan):
+    kan.acts = None
+    fig = kan.plot()
+    assert kan.acts is not None
+    assert len(fig.axes[0].child_axes) == 19
+
+
+# -- MLP ----------------------------------------------------------------------------------------
+class _StandInMLP:
+    """Just what plot_mlp reads, with pykan's MLP formulas (BEHAVIOR.md §12)."""
+
+    def __init__(self, width, seed=0):
+        torch.manual_seed(seed)
+        self.width, self.depth = list(width), len(width) - 1
+        self.linears = nn.ModuleList([nn.Linear(a, b) for a, b in zip(width[:-1], width[1:], strict=True)])
+        self.acts = self.cache_data = None
+
+    def __call__(self, x):
+        self.cache_data, self.acts, self.acts_scale, self.wa_forward = x, [], [], []
+        with torch.no_grad():
+            for l, lin in enumerate(self.linears):
+                self.acts.append(x)
+                s = x.std(0)
+                if l:
+                    self.acts_scale.append(s)
+                self.wa_forward.append(s[None, :] * lin.weight)
+                x = lin(x)
+                if l < self.depth - 1:
+                    x = torch.nn.functional.silu(x)
+            self.acts_scale.append(x.std(0))
+        return x
+
+    def get_act(self):
+        self(self.cache_data)
+
+    def attribute(self):
+        score = torch.ones(self.width[-1])
+        edges = []
+        for l in range(self.depth, 0, -1):
+            e = self.wa_forward[l - 1].abs() * (score / (self.acts_scale[l - 1] + 1e-4))[:, None]
+            edges.append(e)
+            score = e.sum(0) / math.sqrt(self.width[l - 1])
+        self.edge_scores = self.wa_backward = edges[::-1]
+
+
+@pytest.fixture
+def mlp():
+    try:
+        from kanswap.mlp import MLP
+    except ImportError:
+        MLP = _StandInMLP
+    model = MLP([3, 4, 2], seed=0)
+    with torch.no_grad():
+        model.linears[0].weight[0, 0] = 0.0
+        model.linears[0].weight[1, 0] = 0.5
+        model.linears[0].weight[1, 1] = -0.5
+    return model
+
+
+def test_mlp_plot_weights_colours_alpha(mlp, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    fig = plot_mlp(mlp, beta=2)  # 'w' needs no data
+    assert plt.gcf() is fig
+    assert tuple(fig.get_size_inches()) == pytest.approx((3.0, 3.0))
+    edges = {(e["layer"], e["i"], e["j"]): e for e in fig.kanswap_edges}
+    assert len(edges) == 3 * 4 + 4 * 2
+    assert edges[(0, 0, 0)]["colour"] == "grey" and edges[(0, 0, 0)]["alpha"] == 0.0
+    assert edges[(0, 1, 0)]["colour"] == "blue"
+    assert edges[(0, 1, 1)]["colour"] == "red"
+    assert edges[(0, 1, 0)]["alpha"] == pytest.approx(math.tanh(1.0))
+    for l, lin in enumerate(mlp.linears):
+        w = lin.weight.detach()
+        for (i, j), v in np.ndenumerate(w.numpy()):
+            e = edges[(l, i, j)]
+            assert e["alpha"] == pytest.approx(math.tanh(2 * abs(v)), abs=1e-6)
+            assert e["colour"] == ("blue" if v > 0 else "red" if v < 0 else "grey")
+    colours = fig.axes[0].collections[-1].get_colors()
+    assert tuple(colours[0][:3]) == pytest.approx(matplotlib.colors.to_rgb("grey"))
+    assert os.listdir(tmp_path) == []
+
+
+def test_mlp_plot_act_fa_and_folder(mlp, tmp_path):
+    with pytest.raises(ValueError, match="run the model on data first"):
+        plot_mlp(mlp, metric="act")
+    mlp(_x())
+    fig = plot_mlp(mlp, metric="act")
+    for e in fig.kanswap_edges:
+        want = float(mlp.wa_forward[e["layer"]].detach()[e["i"], e["j"]])
+        assert e["value"] == pytest.approx(want, abs=1e-6)
+    fig = plot_mlp(mlp, metric="fa", folder=str(tmp_path / "out"))
+    for e in fig.kanswap_edges:
+        want = float(mlp.wa_backward[e["layer"]].detach()[e["i"], e["j"]])
+        assert e["value"] == pytest.approx(want, abs=1e-6)
+        assert e["value"] >= 0
+    assert os.listdir(tmp_path / "out") == ["mlp.png"]
+    assert (tmp_path / "out" / "mlp.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="'w', 'act', 'fa'"):
+        plot_mlp(mlp, metric="x")
+
+
+def test_plot_summary(kan, mlp, tmp_path):
+    mlp(_x())
+    path = tmp_path / "sub" / "summary.png"
+    fig = plot_summary([kan, mlp], ["KAN", "MLP"], str(path))
+    assert path.stat().st_size > 1000
+    kan_ax, mlp_ax = fig.axes[:2]
+    assert len(kan_ax.child_axes) == 19
+    assert kan_ax.get_title() == "KAN" and mlp_ax.get_title() == "MLP"
+    with pytest.raises(ValueError, match="titles"):
+        plot_summary([kan], ["a", "b"], None)
