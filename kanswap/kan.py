@@ -253,6 +253,7 @@ class KAN(nn.Module):
         return groups
 
     def _reset_records(self) -> None:
+        """Forget what the last forward and attribution recorded (see _RECORD_KEYS)."""
         self.acts = None
         self.subnode_actscale = []
         self.edge_actscale = []
@@ -275,9 +276,10 @@ class KAN(nn.Module):
         """x (B, n_in) -> (B, n_out). With ``save_act`` it records what attribution, regularisation
         and plots read: inputs per layer (``acts``), subnode and edge stds (from basis moments, no
         (B, in, out) tensor), and the model keeps x as ``cache_data`` (pykan's behaviour)."""
+        raw = x
         x = self._select_inputs(x)
         self._check_symbolic()
-        self.cache_data = x.detach()
+        self.cache_data = raw.detach()
         save = self.save_act and x.shape[0] > 0
         self._reset_records_for_forward()
         self.acts = [x.detach()]
@@ -699,6 +701,19 @@ class KAN(nn.Module):
     def copy(self) -> KAN:
         return copy.deepcopy(self)
 
+    def __deepcopy__(self, memo):
+        # Records from the last forward can hold autograd graphs, which deepcopy refuses; the copy
+        # starts without them (it recomputes them on its next forward) and the original keeps its.
+        saved = {key: self.__dict__[key] for key in _RECORD_KEYS}
+        self._reset_records()
+        try:
+            new = self.__class__.__new__(self.__class__)
+            memo[id(self)] = new
+            new.__dict__.update(copy.deepcopy(self.__dict__, memo))
+        finally:
+            self.__dict__.update(saved)
+        return new
+
     def to(self, *args, **kwargs):
         out = super().to(*args, **kwargs)
         self.device = self.act_fun[0].coef.device
@@ -737,6 +752,11 @@ class KAN(nn.Module):
 
 
 MultKAN = KAN
+
+# What forward/attribute record on the model; reset together, never deep-copied.
+_RECORD_KEYS = ("acts", "subnode_actscale", "edge_actscale", "acts_scale", "acts_scale_spline", "acts_premult",
+                "node_scores", "edge_scores", "subnode_scores", "node_scores_all", "edge_scores_all",
+                "subnode_scores_all", "node_attribute_scores")
 
 
 def matrix_reg(v: torch.Tensor, lamb_l1: float, lamb_entropy: float) -> torch.Tensor:

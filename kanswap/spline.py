@@ -18,6 +18,7 @@ knot interval is found once (``searchsorted``) and only its k + 1 non-zero funct
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 __all__ = [
     "extend_grid",
@@ -64,12 +65,6 @@ def _interval(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return t.t()
 
 
-def _div0(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
-    """num / den where a zero den only occurs with a zero num (a function over a zero knot span is
-    identically 0), so 0/0 -> 0: pykan's repeated-knot rule, in two ops instead of four."""
-    return torch.nan_to_num_(num / den, nan=0.0, posinf=0.0, neginf=0.0)
-
-
 def bspline_local(
     x: torch.Tensor, grid: torch.Tensor, k: int, derivative: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -80,6 +75,9 @@ def bspline_local(
     the knot interval t of x; entries for functions that do not exist (index < 0 or > P - 2 - k)
     and for x outside [g_0, g_{P-1}) are 0. dvalues (B, n, k + 1) is d/dx of values when
     ``derivative`` is set (else None).
+
+    Each order is one vectorised step over its j functions (de Boor's triangle), so the op count
+    is O(k), not O(k^2): on the reference KAN fit the op count, not the arithmetic, is the cost.
     """
     B, n = x.shape
     P = grid.shape[1]
@@ -87,9 +85,13 @@ def bspline_local(
     t = _interval(x, grid)
     inside = (t >= 0) & (t <= P - 2)
     t = t.clamp(0, P - 2)
-    # Points outside [g_0, g_{P-1}) (and NaN, inf) get only zero functions; evaluating them at a
-    # knot keeps every intermediate finite, so no NaN leaks into the values.
-    x = torch.where(inside, x, grid.gather(1, t.t().contiguous()).t())
+    # Points outside [g_0, g_{P-1}) (and NaN, inf) get only zero functions; moving them to 0 keeps
+    # every intermediate finite, so no NaN leaks into the values.
+    x = x.masked_fill(~inside, 0.0)
+    values = inside.to(x.dtype).unsqueeze(-1)  # order 0: the indicator of interval t
+    first = t - k
+    if k == 0:
+        return values, first, (torch.zeros_like(values) if derivative else None)
     # Pad k knots each side so that the window g[t-k+1 .. t+k] always exists; functions that use a
     # pad knot do not exist in pykan's basis and are masked below, and no existing function reads
     # a pad knot, so their values do not matter (spacing 1 keeps them finite).
@@ -99,50 +101,25 @@ def bspline_local(
     idx = t.unsqueeze(-1) + torch.arange(1, 2 * k + 1, device=x.device)
     win = gp.unsqueeze(0).expand(B, n, P + 2 * k).gather(2, idx)
     xe = x.unsqueeze(-1)
-    left = xe - win[..., :k].flip(-1)  # left[j-1] = x - g[t+1-j], j = 1..k
-    right = win[..., k:] - xe  # right[j-1] = g[t+j] - x
-    vals = [torch.where(inside, torch.ones_like(x), torch.zeros_like(x))]
-    prev = None
+    right = win[..., k:] - xe  # right[..., r] = g[t+1+r] - x
+    left = xe - win[..., :k]  # left[..., k-j+r] = x - g[t+1-j+r]
+    prev = values
     for j in range(1, k + 1):
-        if j == k:
-            prev = vals
-        saved = torch.zeros_like(x)
-        new = []
-        for r in range(j):
-            # knot span of function (t - j + 1 + r) at order j - 1 ... order j: g[t+r+1] - g[t+1-j+r]
-            den = right[..., r] + left[..., j - r - 1]
-            temp = _div0(vals[r], den)
-            new.append(saved + right[..., r] * temp)
-            saved = left[..., j - r - 1] * temp
-        new.append(saved)
-        vals = new
-    values = torch.stack(vals, dim=-1)
-    first = t - k
+        # values holds B_{t-j+1+r, j-1}, r < j; its knot span is g[t+1+r] - g[t+1-j+r]. A zero span
+        # means a function that is identically 0 here, so 0/0 -> 0 (pykan's repeated-knot rule).
+        prev = values
+        temp = torch.nan_to_num_(values / (win[..., k:k + j] - win[..., k - j:k]), nan=0.0)
+        values = F.pad(right[..., :j] * temp, (0, 1)) + F.pad(left[..., k - j:] * temp, (1, 0))
     s = first.unsqueeze(-1) + torch.arange(k + 1, device=x.device)
     exists = (s >= 0) & (s < n_basis)
     values = values * exists
     dvalues = None
     if derivative:
-        if k == 0:
-            dvalues = torch.zeros_like(values)
-        else:
-            # d/dx B_{s,k} = k (B_{s,k-1} / (g_{s+k} - g_s) - B_{s+1,k-1} / (g_{s+k+1} - g_{s+1})),
-            # with s = t - k + r; the order k-1 functions present are s' = t - k + 1 .. t (prev).
-            zero = torch.zeros_like(x)
-            lower = [zero] + prev + [zero]  # B_{t-k+r, k-1} for r = 0..k+1
-            terms = []
-            for r in range(k + 1):
-                # span of B_{t-k+r,k-1}: g[t+r] - g[t-k+r] = right[r-1] + left[k-r-1] (pads when out)
-                a = _div0(lower[r], _span(left, right, k, r)) if 0 < r <= k else zero
-                b = _div0(lower[r + 1], _span(left, right, k, r + 1)) if r < k else zero
-                terms.append(k * (a - b))
-            dvalues = torch.stack(terms, dim=-1) * exists
+        # d/dx B_{s,k} = k (B_{s,k-1} / (g_{s+k} - g_s) - B_{s+1,k-1} / (g_{s+k+1} - g_{s+1})); prev
+        # holds B_{t-k+1+r, k-1}, r < k, whose span is g[t+1+r] - g[t+1+r-k].
+        q = torch.nan_to_num_(prev / (win[..., k:] - win[..., :k]), nan=0.0)
+        dvalues = k * (F.pad(q, (1, 0)) - F.pad(q, (0, 1))) * exists
     return values, first, dvalues
-
-
-def _span(left: torch.Tensor, right: torch.Tensor, k: int, r: int) -> torch.Tensor:
-    """g[t+r] - g[t-k+r] for r = 1..k, from the left/right knot distances of the window."""
-    return right[..., r - 1] + left[..., k - r]
 
 
 def bspline_basis(x: torch.Tensor, grid: torch.Tensor, k: int) -> torch.Tensor:
