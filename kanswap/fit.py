@@ -149,8 +149,14 @@ def fit(
                 objective.backward()
                 optimizer.step()
 
-            with torch.no_grad():
-                test_loss = loss_fn(model.forward(dataset["test_input"][test_id]), dataset["test_label"][test_id])
+            # The test loss needs no graph and no records (what it would record, pykan's test forward
+            # included, is overwritten by the metrics' forwards or recomputed on demand).
+            save_act, model.save_act = model.save_act, False
+            try:
+                with torch.no_grad():
+                    test_loss = loss_fn(model.forward(dataset["test_input"][test_id]), dataset["test_label"][test_id])
+            finally:
+                model.save_act = save_act
             for metric in metrics or ():
                 results[metric.__name__].append(metric().item())
             train_rmse = torch.sqrt(state["train_loss"]).detach().cpu().numpy()

@@ -134,11 +134,10 @@ def edge_std(cov: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Sample std over the batch of every edge's output phi_ij, without a (batch, in, out) tensor.
 
     cov: (in, K+1, K+1) from ``basis_moments``; weight: (in, K+1, out). Returns (in, out) in the
-    weight's dtype: std_ij = sqrt(w_ij^T Cov_i w_ij). Differentiable in weight; the gradient at a
-    zero std is 0 (torch.std's would be NaN).
+    weight's dtype: std_ij = sqrt(w_ij^T Cov_i w_ij). Differentiable in weight and cov; the gradient
+    at a zero std is 0 (torch.std's would be NaN): the variance is floored at 1e-36, i.e. a std of
+    1e-18, far below float32 resolution of any score.
     """
     w = weight.double()
     var = (w * (cov @ w)).sum(1)
-    pos = var > 0
-    std = torch.where(pos, torch.sqrt(torch.where(pos, var, torch.ones_like(var))), torch.zeros_like(var))
-    return std.to(weight.dtype)
+    return var.clamp_min(1e-36).sqrt().to(weight.dtype)

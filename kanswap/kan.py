@@ -26,10 +26,10 @@ REG_METRICS = ("edge_forward_spline_n", "edge_forward_sum", "edge_forward_spline
 
 
 def _std(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """Sample std (divides by B - 1) with a zero gradient where the std is 0 (torch.std's is NaN)."""
-    var = x.var(dim)
-    pos = var > 0
-    return torch.where(pos, torch.sqrt(torch.where(pos, var, torch.ones_like(var))), torch.zeros_like(var))
+    """Sample std (divides by B - 1) with a zero gradient where the std is 0 (torch.std's is NaN,
+    which would poison a whole L-BFGS step once a hidden node goes constant). The variance floor,
+    1e-24, moves a zero std to 1e-12: far below anything the scores resolve."""
+    return x.var(dim).clamp_min(1e-24).sqrt()
 
 
 class SymbolicStub(nn.Module):
@@ -287,7 +287,7 @@ class KAN(nn.Module):
             if save:
                 y, edge = layer.output_and_std(x)
                 edge = edge.t()  # (out, in), carries grad for reg
-                self.subnode_actscale.append(_std(y).detach())
+                self.subnode_actscale.append(y.detach().std(0))
                 norm = _std(x).unsqueeze(0) + 0.1  # std(x_i), not detached (as pykan)
                 self.edge_actscale.append(edge)
                 self.acts_scale_spline.append(edge / norm)

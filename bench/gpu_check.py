@@ -1,0 +1,307 @@
+"""GPU check of the fused KAN kernels (kanswap.kernels.bspline): correctness, then speed.
+
+Run on a CUDA machine (an H200 is the target; about 2-3 minutes):
+
+    python bench/gpu_check.py [--out gpu_check.json]
+
+1. correctness: every kernel (forward, dx, dW, basis moments) on fresh random inputs against the
+   float64 reference, with every launcher buffer NaN-filled first so unwritten elements show;
+   fp32 with input_precision "ieee" (bound 1e-5) and "tf32" (bound 5e-3), bf16 (bound 3e-2);
+2. speed: ``triton.testing.do_bench`` medians of reference vs kernel, forward and forward+backward,
+   fp32 (tf32) and bf16, at (batch, in, out) = (4096, 64, 64), (65536, 256, 256), (16384, 1024, 1024)
+   with G = 5, k = 3; peak memory above the inputs, TFLOP/s (2*B*in*(K+1)*out per GEMM, 3 GEMMs for
+   forward+backward) and the ratio to the matmul floor (plain torch matmuls of the same shapes,
+   tf32 for fp32). A table is printed last; everything is written as JSON to --out.
+
+Without a GPU: ``--smoke`` runs the correctness section on tiny shapes in the Triton interpreter
+(TRITON_INTERPRET=1, CPU tensors); ``--compile-only`` compiles every kernel for an sm_90 target
+(no GPU needed) so frontend/lowering errors show on CPU-only machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", default="gpu_check.json", help="JSON output path")
+    p.add_argument("--smoke", action="store_true", help="tiny correctness run (interpreter on CPU)")
+    p.add_argument("--compile-only", action="store_true", help="compile the kernels for sm_90 and exit")
+    p.add_argument("--quick", action="store_true", help="with --compile-only: fp32 and k = 3 only")
+    p.add_argument("--rep", type=int, default=100, help="do_bench rep (ms)")
+    return p.parse_args(argv)
+
+
+ARGS = parse_args()
+if ARGS.smoke and not ARGS.compile_only:
+    import torch
+
+    if not torch.cuda.is_available():
+        # Must precede the kernel module's import: triton fixes interpreter vs compiler per kernel then.
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+if ARGS.compile_only:
+    os.environ.pop("TRITON_INTERPRET", None)
+
+import torch  # noqa: E402
+import triton  # noqa: E402
+from kanswap.kernels import bspline  # noqa: E402
+
+from kanswap import functional as F  # noqa: E402
+from kanswap.spline import grid_from_samples, uniform_grid  # noqa: E402
+
+DEVICE = "cpu" if bspline._INTERPRET else "cuda"
+G, K_ORD = 5, 3
+
+
+# ----------------------------------------------------------------------------------------------
+# sm_90 compile check
+# ----------------------------------------------------------------------------------------------
+
+
+def compile_only() -> int:
+    """Compile all four kernels, as the launchers configure them, for sm_90: fp32/bf16/fp64, k = 1..5."""
+    from triton.backends.compiler import GPUTarget
+    from triton.compiler import ASTSource
+
+    target = GPUTarget("cuda", 90, 32)
+    ptr_args = {
+        bspline.kan_linear_fwd_kernel: ["x", "grid", "w", "y"],
+        bspline.kan_linear_bwd_dx_kernel: ["dy", "x", "grid", "w", "dx"],
+        bspline.kan_linear_bwd_dw_kernel: ["dy", "x", "grid", "dwp"],
+        bspline.basis_moments_kernel: ["x", "grid", "shift", "s1", "s2"],
+    }
+    acc_ptrs = {"dwp", "shift", "s1", "s2"}
+    n_ok = 0
+    dtypes = [(torch.float32, "fp32"), (torch.bfloat16, "bf16"), (torch.float64, "fp64")]
+    for dtype, ty in dtypes[:1] if ARGS.quick else dtypes:
+        for k in ([1, 2, 3, 4, 5] if dtype == torch.float32 and not ARGS.quick else [3]):
+            x = torch.empty(1, 1, dtype=dtype)
+            nb1 = G + k + 1
+            cfg = bspline._blocks(x, 256, nb1)
+            base = dict(K_ORD=k, COMPUTE=bspline._compute_dtype(dtype), MM=bspline._mm_mode(dtype))
+            prec = bspline._precision(x, None)
+            consts = {
+                bspline.kan_linear_fwd_kernel: dict(base, BLOCK_B=cfg["BLOCK_B"], BLOCK_J=cfg["BLOCK_J"],
+                                                    BLOCK_O=cfg["BLOCK_O"], PRECISION=prec),
+                bspline.kan_linear_bwd_dx_kernel: dict(base, BLOCK_B=cfg["BLOCK_B"],
+                                                       BLOCK_J=cfg["BLOCK_J_DX"], BLOCK_IN=cfg["BLOCK_IN"],
+                                                       BLOCK_O=cfg["BLOCK_O_DX"], PRECISION=prec),
+                bspline.kan_linear_bwd_dw_kernel: dict(base, BLOCK_B=cfg["BLOCK_B"], BLOCK_J=cfg["BLOCK_J"],
+                                                       BLOCK_O=cfg["BLOCK_O"], PRECISION=prec),
+                bspline.basis_moments_kernel: dict(base, BLOCK_B=64 if dtype != torch.float64 else 16,
+                                                   BLOCK_C=max(16, bspline._next_pow2(nb1)), WITH_COV=True),
+            }
+            acc_ty = "fp64" if dtype == torch.float64 else "fp32"
+            for fn, ptrs in ptr_args.items():
+                names = fn.arg_names
+                c = consts[fn]
+                sig = {}
+                for name in names:
+                    if name in c:
+                        sig[name] = "constexpr"
+                    elif name in ptrs:
+                        sig[name] = "*" + (acc_ty if name in acc_ptrs else ty)
+                    else:
+                        sig[name] = "i32"
+                t0 = time.time()
+                ck = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=c), target=target,
+                                    options={"num_warps": cfg["num_warps"]})
+                smem = getattr(ck.metadata, "shared", -1)
+                print(f"compiled {fn.__name__:28s} {ty} k={k}: {time.time() - t0:4.1f}s, shared {smem} B")
+                if smem > 227 * 1024:
+                    print("  exceeds the 227 KiB of shared memory per block on sm_90")
+                    return 1
+                n_ok += 1
+    print(f"{n_ok} kernels compiled for sm_90")
+    return 0
+
+
+# ----------------------------------------------------------------------------------------------
+# Correctness
+# ----------------------------------------------------------------------------------------------
+
+
+def rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
+    a, ref = a.double(), ref.double()
+    if not torch.isfinite(a).all():
+        return float("inf")
+    scale = ref.abs().max().item()
+    return (a - ref).abs().max().item() / (scale if scale > 0 else 1.0)
+
+
+def make_inputs(B, n_in, n_out, G_, k, non_uniform, seed, dtype):
+    gen = torch.Generator().manual_seed(seed)
+    if non_uniform:
+        s = torch.randn(256, n_in, generator=gen, dtype=torch.float64).exp() - 1.2
+        grid = grid_from_samples(s, G_, k, grid_eps=0.02)
+    else:
+        grid = uniform_grid(n_in, G_, k, dtype=torch.float64)
+    lo, hi = grid[:, 0], grid[:, -1]
+    x = lo + (hi - lo) * (torch.rand(B, n_in, generator=gen, dtype=torch.float64) * 1.3 - 0.15)
+    x[: min(B, 2)] = grid[:, k + 1]  # exactly on a knot
+    coef = torch.randn(n_in, n_out, G_ + k, generator=gen, dtype=torch.float64)
+    mask = (torch.rand(n_in, n_out, generator=gen) > 0.2).double()
+    W = F.fold_weight(coef, torch.randn(n_in, n_out, generator=gen, dtype=torch.float64),
+                      torch.ones(n_in, n_out, dtype=torch.float64), mask) / (n_in**0.5)
+    dy = torch.randn(B, n_out, generator=gen, dtype=torch.float64)
+    cast = dict(dtype=dtype, device=DEVICE)
+    return x.to(**cast), grid.to(**cast), W.to(**cast).contiguous(), dy.to(**cast)
+
+
+def nan_empty(shape, dtype, device):
+    return torch.full(shape, float("nan"), dtype=dtype, device=device)
+
+
+def correctness(smoke: bool) -> list[dict]:
+    if smoke:
+        shapes = [(7, 3, 5, 3, 3), (33, 5, 2, 5, 2), (130, 2, 17, 1, 1)]
+    else:
+        shapes = [(4096, 64, 64, 5, 3), (1000, 100, 37, 7, 2), (513, 1024, 130, 3, 1), (2048, 8, 8, 5, 5)]
+    modes = [(torch.float32, "ieee", 1e-5)]
+    if not smoke or not bspline._INTERPRET:
+        modes += [(torch.float32, "tf32", 5e-3), (torch.bfloat16, None, 3e-2)]
+    else:
+        modes += [(torch.bfloat16, None, 3e-2)]
+    rows = []
+    saved = bspline._empty
+    bspline._empty = nan_empty
+    try:
+        for i, (B, n_in, n_out, G_, k) in enumerate(shapes):
+            for dtype, prec, tol in modes:
+                if bspline._INTERPRET and prec == "tf32":
+                    continue
+                x, grid, W, dy = make_inputs(B, n_in, n_out, G_, k, i % 2 == 1, 100 + i, dtype)
+                xr = x.double().requires_grad_()
+                Wr = W.double().requires_grad_()
+                y_ref = F.kan_linear_reference(xr, grid.double(), Wr, k)
+                y_ref.backward(dy.double())
+                out = nan_empty((B, n_out), dtype, x.device)
+                y = bspline.kan_linear_fwd(x, grid, W, k, out=out, input_precision=prec)
+                dx, dw = bspline.kan_linear_bwd(dy, x, grid, W, k, input_precision=prec)
+                errs = {"y": rel_err(y, y_ref), "dx": rel_err(dx, xr.grad), "dW": rel_err(dw, Wr.grad)}
+                if dtype == torch.float32 and prec == "ieee":
+                    mean, cov = bspline.basis_moments_fwd(x, grid, k)
+                    mean_ref, cov_ref = F.basis_moments(x, grid, k)
+                    errs.update(mean=rel_err(mean, mean_ref), cov=rel_err(cov, cov_ref))
+                    dx2, dw2 = bspline.kan_linear_bwd(dy, x, grid, W, k, input_precision=prec)
+                    errs["deterministic"] = float(torch.equal(dx, dx2) and torch.equal(dw, dw2))
+                ok = all(v <= tol for n, v in errs.items() if n != "deterministic")
+                ok = ok and errs.get("deterministic", 1.0) == 1.0
+                row = dict(shape=[B, n_in, n_out, G_, k], dtype=str(dtype).replace("torch.", ""),
+                           precision=prec, tol=tol, ok=ok, **errs)
+                rows.append(row)
+                es = " ".join(f"{n}={v:.2e}" for n, v in errs.items())
+                print(f"[{'ok' if ok else 'FAIL'}] B={B} in={n_in} out={n_out} G={G_} k={k} "
+                      f"{row['dtype']}/{prec}: {es}", flush=True)
+    finally:
+        bspline._empty = saved
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# Speed
+# ----------------------------------------------------------------------------------------------
+
+
+def _time(fn, rep: int) -> tuple[float, float]:
+    """(median ms, peak MiB allocated above what was live before the call); NaNs on OOM."""
+    from triton.testing import do_bench
+
+    try:
+        fn()  # compile / warm up
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        fn()
+        torch.cuda.synchronize()
+        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+        return do_bench(fn, rep=rep, return_mode="median"), peak
+    except torch.cuda.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        return float("nan"), float("nan")
+
+
+def bench_case(B: int, n_in: int, n_out: int, dtype: torch.dtype, rep: int) -> dict:
+    x, grid, W, dy = make_inputs(B, n_in, n_out, G, K_ORD, False, 7, dtype)
+    nk = n_in * (G + K_ORD + 1)
+    gemm_flops = 2.0 * B * nk * n_out
+    A = torch.randn(B, nk, device=DEVICE, dtype=dtype)
+    Wm = W.reshape(nk, n_out)
+    res = dict(B=B, n_in=n_in, n_out=n_out, G=G, k=K_ORD, dtype=str(dtype).replace("torch.", ""))
+    # The matmul floor: the same GEMMs on a materialised A (tf32 for fp32).
+    res["floor_fwd_ms"], _ = _time(lambda a=A: a @ Wm, rep)
+    res["floor_fb_ms"], _ = _time(lambda a=A: (a @ Wm, dy @ Wm.t(), a.t() @ dy), rep)
+    A = None  # free it before the timed runs
+    for impl in ("reference", "triton"):
+        xg = x.detach().clone().requires_grad_()
+        Wg = W.detach().clone().requires_grad_()
+
+        def fwd(xg=xg, Wg=Wg, impl=impl):
+            with torch.no_grad():
+                return bspline.kan_linear(xg, grid, Wg, K_ORD, backend=impl)
+
+        def fb(xg=xg, Wg=Wg, impl=impl):
+            xg.grad = Wg.grad = None
+            bspline.kan_linear(xg, grid, Wg, K_ORD, backend=impl).backward(dy)
+
+        for name, fn, n_gemm in (("fwd", fwd, 1), ("fb", fb, 3)):
+            ms, peak = _time(fn, rep)
+            res[f"{impl}_{name}_ms"] = ms
+            res[f"{impl}_{name}_peak_mib"] = peak
+            res[f"{impl}_{name}_tflops"] = n_gemm * gemm_flops / (ms * 1e-3) / 1e12
+            res[f"{impl}_{name}_over_floor"] = ms / res[f"floor_{name}_ms"]
+    return res
+
+
+def bench(rep: int) -> list[dict]:
+    torch.backends.cuda.matmul.allow_tf32 = True  # the floor for fp32 is a tf32 matmul
+    rows = []
+    for B, n_in, n_out in [(4096, 64, 64), (65536, 256, 256), (16384, 1024, 1024)]:
+        for dtype in (torch.float32, torch.bfloat16):
+            rows.append(bench_case(B, n_in, n_out, dtype, rep))
+            print(f"benched B={B} in={n_in} out={n_out} {rows[-1]['dtype']}", flush=True)
+            torch.cuda.empty_cache()
+    return rows
+
+
+def print_table(bench_rows: list[dict], corr_rows: list[dict]) -> None:
+    n_bad = sum(not r["ok"] for r in corr_rows)
+    print(f"\ncorrectness: {len(corr_rows) - n_bad}/{len(corr_rows)} cases within bounds")
+    if not bench_rows:
+        return
+    hdr = (f"{'B':>6} {'in':>5} {'out':>5} {'dtype':>8} | {'pass':>3} | {'ref ms':>8} {'tri ms':>8} "
+           f"{'speedup':>7} {'TFLOP/s':>7} {'/floor':>6} | {'ref MiB':>8} {'tri MiB':>8}")
+    print(hdr)
+    print("-" * len(hdr))
+    for r in bench_rows:
+        for name in ("fwd", "fb"):
+            ref, tri = r[f"reference_{name}_ms"], r[f"triton_{name}_ms"]
+            print(f"{r['B']:>6} {r['n_in']:>5} {r['n_out']:>5} {r['dtype']:>8} | {name:>3} | {ref:8.3f} "
+                  f"{tri:8.3f} {ref / tri:7.2f} {r[f'triton_{name}_tflops']:7.1f} "
+                  f"{r[f'triton_{name}_over_floor']:6.2f} | {r[f'reference_{name}_peak_mib']:8.1f} "
+                  f"{r[f'triton_{name}_peak_mib']:8.1f}")
+
+
+def main() -> int:
+    if ARGS.compile_only:
+        return compile_only()
+    t0 = time.time()
+    info = dict(device=torch.cuda.get_device_name() if DEVICE == "cuda" else "cpu (triton interpreter)",
+                torch=torch.__version__, triton=triton.__version__, smoke=ARGS.smoke)
+    corr = correctness(ARGS.smoke)
+    rows = [] if (ARGS.smoke or DEVICE != "cuda") else bench(ARGS.rep)
+    info["seconds"] = time.time() - t0
+    with open(ARGS.out, "w") as f:
+        json.dump(dict(info=info, correctness=corr, bench=rows), f, indent=1)
+    print_table(rows, corr)
+    print(f"wrote {ARGS.out} ({info['seconds']:.0f}s)")
+    return 0 if all(r["ok"] for r in corr) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
