@@ -136,7 +136,7 @@ def fit(
                 grid_update(step, dataset["train_input"][train_id])
 
             if opt == "LBFGS":
-                def closure():
+                def closure(train_id=train_id):
                     optimizer.zero_grad()
                     objective = objective_on(train_id)
                     objective.backward()
@@ -169,8 +169,8 @@ def fit(
                 after_step(step)
             if step % log == 0:
                 if display_metrics is None:
-                    pbar.set_description("| train_loss: %.2e | test_loss: %.2e | reg: %.2e | "
-                                         % (train_rmse, test_rmse, reg_value))
+                    pbar.set_description(f"| train_loss: {train_rmse:.2e} | test_loss: {test_rmse:.2e} "
+                                         f"| reg: {reg_value:.2e} | ")
                 else:
                     pbar.set_description("".join(f" {name}: {results[name][-1]:.2e} |" for name in display_metrics))
     finally:

@@ -635,32 +635,30 @@ class KAN(nn.Module):
         """Greedy for layers with mult nodes: candidate swaps (same node kind) are scored by the
         connection cost of the permuted score matrices, still without re-running the model."""
         scores = [s.double() for s in self._score_matrices()]
+
+        def cost(l: int, order: list[int], groups: list[list[int]]) -> float:
+            mats = list(scores)
+            mats[l - 1] = scores[l - 1][[s for p in order for s in groups[p]]]
+            mats[l] = scores[l][:, order]
+            return float(swap_math.connection_cost(mats))
+
         perms = {}
         for l in layers:
             n, n_sum = self.width_in[l], self.width[l][0]
             groups = self.subnode_groups(l)
             order = list(range(n))
-
-            def cost(order):
-                sub = [s for p in order for s in groups[p]]
-                mats = list(scores)
-                mats[l - 1] = scores[l - 1][sub]
-                mats[l] = scores[l][:, order]
-                return float(swap_math.connection_cost(mats))
-
             for i in range(n):
                 same = range(n_sum) if i < n_sum else range(n_sum, n)
-                best_j, best = i, cost(order)
+                best_j, best = i, cost(l, order, groups)
                 for j in same:
                     trial = list(order)
                     trial[i], trial[j] = trial[j], trial[i]
-                    c = cost(trial)
+                    c = cost(l, trial, groups)
                     if c < best:
                         best_j, best = j, c
                 order[i], order[best_j] = order[best_j], order[i]
             perms[l] = torch.tensor(order)
-            sub = [s for p in order for s in groups[p]]
-            scores[l - 1] = scores[l - 1][sub]
+            scores[l - 1] = scores[l - 1][[s for p in order for s in groups[p]]]
             scores[l] = scores[l][:, order]
         return perms
 
