@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .spline import bspline_local, gather_local, scatter_local
+from .spline import local_basis, local_columns
 
 __all__ = [
     "BASE_FUNS",
@@ -59,11 +59,13 @@ def fold_weight(
 
 def _features(x: torch.Tensor, grid: torch.Tensor, k: int, base_fun: str, derivative: bool):
     B, n = x.shape
-    K = grid.shape[1] - 1 - k
-    values, first, dvalues = bspline_local(x, grid, k, derivative=derivative)
-    feats = torch.cat([BASE_FUNS[base_fun][0](x).unsqueeze(-1), values.new_zeros(B, n, K)], dim=-1)
-    scatter_local(values, first, K + 1, offset=1, out=feats)
-    return feats, first, dvalues
+    P = grid.shape[1]
+    values, t1, dvalues = local_basis(x, grid, k, derivative=derivative)
+    cols = local_columns(t1, P, k) + 1  # column 0 of each input's block is the base function
+    feats = x.new_zeros(B, n, P - k)
+    feats[..., 0] = BASE_FUNS[base_fun][0](x)
+    feats.scatter_add_(2, cols, values)
+    return feats, cols, dvalues
 
 
 class BasisFeatures(torch.autograd.Function):
@@ -76,16 +78,16 @@ class BasisFeatures(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, grid, k: int, base_fun: str):
-        feats, first, dvalues = _features(x, grid, k, base_fun, derivative=ctx.needs_input_grad[0])
-        ctx.save_for_backward(x, first, dvalues)
+        feats, cols, dvalues = _features(x, grid, k, base_fun, derivative=ctx.needs_input_grad[0])
+        ctx.save_for_backward(x, cols, dvalues)
         ctx.k, ctx.base_fun = k, base_fun
         return feats
 
     @staticmethod
     def backward(ctx, ga):
-        x, first, dvalues = ctx.saved_tensors
+        x, cols, dvalues = ctx.saved_tensors
         gx = ga[..., 0] * BASE_FUNS[ctx.base_fun][1](x)
-        gx = gx + (gather_local(ga, first, ctx.k + 1, offset=1) * dvalues).sum(-1)
+        gx = gx + (ga.gather(2, cols) * dvalues).sum(-1)
         return gx, None, None, None
 
 

@@ -1,0 +1,450 @@
+"""Neuron permutations that reduce the connection cost, as pure functions of score matrices.
+
+pykan's ``auto_swap`` re-runs the model for every candidate swap. Swapping two neurons of a hidden
+node layer only permutes rows of the incoming score matrix and columns of the outgoing one (see
+BEHAVIOR.md §10.3), so the whole search can be done on the score matrices alone.
+
+Conventions
+-----------
+* A *layer score matrix* ``S_l`` has pykan's orientation ``(n_out, n_in)``, i.e.
+  ``(size of node layer l+1, size of node layer l)``, and is non-negative.
+* Node ``k`` of a layer of ``n`` nodes sits at ``(k + 1/2) / n``.
+* ``connection_cost = sum_l sum_{a,b} |u_a - v_b| * S_l[a, b]`` with ``u = positions(n_out)`` and
+  ``v = positions(n_in)``.
+* For hidden node layer ``l`` (``1 <= l <= L-1``) the incoming scores are ``A = S_{l-1}^T`` of shape
+  ``(n_prev, n)`` and the outgoing scores ``B = S_l^T`` of shape ``(n, n_next)``. The *placement
+  cost* ``M[i, p]`` is the cost of neuron ``i``'s edges if it sat at position ``p``, and
+  ``delta(i, j) = M[i, j] + M[j, i] - M[i, i] - M[j, j]`` is the exact change of the connection cost
+  when neurons ``i`` and ``j`` swap.
+* A permutation ``perm`` of a node layer means ``new_order = old[perm]``: new position ``p`` holds
+  old neuron ``perm[p]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+__all__ = [
+    "positions",
+    "connection_cost",
+    "placement_cost",
+    "swap_deltas",
+    "best_partners",
+    "greedy_layer_perm",
+    "greedy_perms",
+    "optimal_perms",
+    "swap_perms",
+    "apply_perm_to_scores",
+]
+
+_METHODS = ("greedy", "optimal")
+_REL_TOL = 1e-12
+
+
+# ----------------------------------------------------------------------------------------------
+# validation
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_matrix(t: object, name: str) -> Tensor:
+    if not isinstance(t, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if t.dim() != 2:
+        raise ValueError(f"{name} must be a 2-D matrix, got shape {tuple(t.shape)}")
+    if not t.is_floating_point():
+        raise ValueError(f"{name} must have a floating dtype, got {t.dtype}")
+    if t.numel() > 0:
+        if bool(torch.isnan(t).any()):
+            raise ValueError(f"{name} contains NaN scores")
+        if bool((t < 0).any()):
+            raise ValueError(f"{name} contains negative scores (scores must be >= 0)")
+        if bool(torch.isinf(t).any()):
+            raise ValueError(f"{name} contains infinite scores")
+    return t
+
+
+def _check_scores(scores: Sequence[Tensor]) -> list[Tensor]:
+    if isinstance(scores, Tensor) or not isinstance(scores, Sequence):
+        raise ValueError("scores must be a list of 2-D score matrices (one per layer)")
+    if len(scores) == 0:
+        raise ValueError("scores must contain at least one layer score matrix")
+    out = [_check_matrix(s, f"scores[{k}]") for k, s in enumerate(scores)]
+    for k in range(len(out) - 1):
+        if out[k + 1].shape[1] != out[k].shape[0]:
+            raise ValueError(
+                f"scores[{k}] has shape {tuple(out[k].shape)} (n_out, n_in) but scores[{k + 1}] has shape "
+                f"{tuple(out[k + 1].shape)}: scores[{k + 1}].shape[1] must equal scores[{k}].shape[0]"
+            )
+    return out
+
+
+def _check_pair(a_in: Tensor, b_out: Tensor) -> None:
+    _check_matrix(a_in, "a_in")
+    _check_matrix(b_out, "b_out")
+    if a_in.shape[1] != b_out.shape[0]:
+        raise ValueError(
+            f"a_in has shape {tuple(a_in.shape)} (n_prev, n) and b_out has shape {tuple(b_out.shape)} "
+            f"(n, n_next): a_in.shape[1] must equal b_out.shape[0]"
+        )
+    if a_in.shape[1] == 0:
+        raise ValueError("the hidden layer must have at least one neuron")
+
+
+def _check_perm(perm: Tensor, n: int) -> Tensor:
+    perm = torch.as_tensor(perm)
+    if perm.dim() != 1 or perm.shape[0] != n:
+        raise ValueError(f"perm must have shape ({n},) for a layer of {n} nodes, got {tuple(perm.shape)}")
+    if perm.dtype.is_floating_point or perm.dtype == torch.bool:
+        raise ValueError(f"perm must be an integer tensor, got {perm.dtype}")
+    if n and not torch.equal(torch.sort(perm.cpu()).values, torch.arange(n)):
+        raise ValueError(f"perm must be a permutation of 0..{n - 1}")
+    return perm.long()
+
+
+def _check_method(method: str) -> None:
+    if method not in _METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {_METHODS}")
+
+
+# ----------------------------------------------------------------------------------------------
+# costs
+# ----------------------------------------------------------------------------------------------
+
+
+def positions(n: int, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> Tensor:
+    """Positions ``(arange(n) + 0.5) / n`` of the ``n`` nodes of a layer, shape ``(n,)``."""
+    return (torch.arange(n, dtype=dtype, device=device) + 0.5) / n
+
+
+def _dist(n_a: int, n_b: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``|positions(n_a)[:, None] - positions(n_b)[None, :]|``, shape ``(n_a, n_b)``."""
+    return (positions(n_a, dtype, device)[:, None] - positions(n_b, dtype, device)[None, :]).abs()
+
+
+def connection_cost(scores: Sequence[Tensor]) -> Tensor:
+    """Connection cost of a network given its layer score matrices.
+
+    Args:
+        scores: ``L`` matrices, ``scores[l]`` of shape ``(n_{l+1}, n_l)`` (pykan's ``edge_scores``).
+
+    Returns:
+        0-d tensor ``sum_l sum_{a,b} |u_a - v_b| * scores[l][a, b]`` in the dtype of ``scores[0]``.
+    """
+    scores = _check_scores(scores)
+    total = torch.zeros((), dtype=scores[0].dtype, device=scores[0].device)
+    for s in scores:
+        total = total + (_dist(s.shape[0], s.shape[1], s.dtype, s.device) * s).sum()
+    return total
+
+
+def placement_cost(a_in: Tensor, b_out: Tensor) -> Tensor:
+    """Placement cost matrix ``M`` of one hidden node layer.
+
+    ``M[i, p] = sum_a |x_a - y_p| a_in[a, i] + sum_b |y_p - z_b| b_out[i, b]`` with ``x, y, z`` the
+    positions of the previous, this and the next node layer. Computed as two matrix products with the
+    small distance matrices ``D_x = |x_a - y_p|`` (``n_prev, n``) and ``D_z = |z_b - y_p|``
+    (``n_next, n``): ``M = a_in^T @ D_x + b_out @ D_z``.
+
+    Args:
+        a_in: incoming scores ``S_{l-1}^T``, shape ``(n_prev, n)``.
+        b_out: outgoing scores ``S_l^T``, shape ``(n, n_next)``.
+
+    Returns:
+        ``M``, shape ``(n, n)``, in the promoted dtype of the inputs.
+    """
+    _check_pair(a_in, b_out)
+    dtype = torch.promote_types(a_in.dtype, b_out.dtype)
+    a_in, b_out = a_in.to(dtype), b_out.to(dtype)
+    n_prev, n = a_in.shape
+    n_next = b_out.shape[1]
+    d_x = _dist(n_prev, n, dtype, a_in.device)
+    d_z = _dist(n_next, n, dtype, a_in.device)
+    return a_in.T @ d_x + b_out @ d_z
+
+
+def _check_square(m: Tensor) -> None:
+    if not isinstance(m, Tensor) or m.dim() != 2 or m.shape[0] != m.shape[1]:
+        shape = tuple(m.shape) if isinstance(m, Tensor) else type(m).__name__
+        raise ValueError(f"m must be a square (n, n) placement-cost matrix, got {shape}")
+    if bool(torch.isnan(m).any()):
+        raise ValueError("m contains NaN")
+
+
+def swap_deltas(m: Tensor) -> Tensor:
+    """Exact change of the connection cost for every pairwise swap.
+
+    Args:
+        m: placement cost matrix, shape ``(n, n)`` (see :func:`placement_cost`).
+
+    Returns:
+        ``delta``, shape ``(n, n)``, ``delta[i, j] = m[i, j] + m[j, i] - m[i, i] - m[j, j]``;
+        symmetric, with an exactly zero diagonal.
+    """
+    _check_square(m)
+    d = torch.diagonal(m)
+    return (m + m.T) - d[:, None] - d[None, :]
+
+
+def best_partners(m: Tensor) -> tuple[Tensor, Tensor]:
+    """Best swap partner of every neuron.
+
+    Args:
+        m: placement cost matrix, shape ``(n, n)``.
+
+    Returns:
+        ``(delta_min, argmin)``, both shape ``(n,)``: per row ``i`` the minimal ``delta(i, j)``
+        (always ``<= 0`` since ``j = i`` gives 0) and the first ``j`` attaining it.
+    """
+    delta = swap_deltas(m)
+    argmin = torch.argmin(delta, dim=1)  # documented to return the first minimal index
+    return delta.gather(1, argmin[:, None]).squeeze(1), argmin
+
+
+# ----------------------------------------------------------------------------------------------
+# permutations
+# ----------------------------------------------------------------------------------------------
+
+
+def apply_perm_to_scores(scores: Sequence[Tensor], l: int, perm: Tensor) -> list[Tensor]:
+    """Reorder the neurons of hidden node layer ``l`` (``new_order = old[perm]``).
+
+    Args:
+        scores: ``L`` score matrices, ``scores[k]`` of shape ``(n_{k+1}, n_k)``.
+        l: hidden node layer, ``1 <= l <= L-1``.
+        perm: permutation of ``range(n_l)``, shape ``(n_l,)``.
+
+    Returns:
+        A new list: rows of ``scores[l-1]`` and columns of ``scores[l]`` permuted; others unchanged.
+    """
+    scores = _check_scores(scores)
+    depth = len(scores)
+    if not isinstance(l, int) or not 1 <= l <= depth - 1:
+        raise ValueError(f"l must be a hidden node layer in 1..{depth - 1}, got {l!r}")
+    perm = _check_perm(perm, scores[l].shape[1])
+    out = list(scores)
+    out[l - 1] = scores[l - 1][perm.to(scores[l - 1].device)]
+    out[l] = scores[l][:, perm.to(scores[l].device)]
+    return out
+
+
+def _layer_m(scores: list[Tensor], l: int) -> np.ndarray:
+    """Float64 numpy placement cost of hidden node layer ``l`` (no validation)."""
+    a = scores[l - 1].T.to(torch.float64)
+    b = scores[l].T.to(torch.float64)
+    n_prev, n = a.shape
+    m = a.T @ _dist(n_prev, n, torch.float64, a.device) + b @ _dist(b.shape[1], n, torch.float64, a.device)
+    return m.cpu().numpy()
+
+
+def _cc64(scores: list[Tensor]) -> float:
+    total = 0.0
+    for s in scores:
+        total += float((_dist(s.shape[0], s.shape[1], torch.float64, s.device) * s.to(torch.float64)).sum())
+    return total
+
+
+def _greedy_from_m(m: np.ndarray) -> np.ndarray:
+    """pykan's greedy pass on one layer, with ``M`` fixed (neighbour layers fixed). O(n^2)."""
+    n = m.shape[0]
+    perm = np.arange(n)
+    cur = np.diagonal(m).copy()  # cur[p] = m[perm[p], p]
+    for i in range(n):
+        pi = perm[i]
+        # cost change of swapping positions i and j, for every j
+        delta = (m[pi] + m[perm, i]) - cur[i] - cur
+        j = int(np.argmin(delta))
+        if j != i:
+            perm[i], perm[j] = perm[j], pi
+            cur[i] = m[perm[i], i]
+            cur[j] = m[perm[j], j]
+    return perm
+
+
+def greedy_layer_perm(a_in: Tensor, b_out: Tensor) -> Tensor:
+    """pykan's greedy ``auto_swap_l`` decision sequence on one hidden layer.
+
+    For positions ``i = 0..n-1``: for every ``j`` in ``0..n-1`` (``j = i`` included, ``j < i`` may undo
+    an earlier placement) consider swapping the neurons at positions ``i`` and ``j``; apply the ``j``
+    with the smallest resulting cost, first minimum on ties. Candidate costs are compared through the
+    exact swap deltas computed in float64 (``j = i`` gives exactly 0), so near-ties at float32 noise
+    level may resolve differently than in pykan, which compares float32 totals from re-run models.
+
+    Args:
+        a_in: incoming scores ``S_{l-1}^T``, shape ``(n_prev, n)``.
+        b_out: outgoing scores ``S_l^T``, shape ``(n, n_next)``.
+
+    Returns:
+        ``perm``, int64 of shape ``(n,)`` on ``a_in``'s device: new position ``p`` holds old neuron
+        ``perm[p]``.
+    """
+    _check_pair(a_in, b_out)
+    m = _layer_m([a_in.T, b_out.T], 1)
+    return torch.from_numpy(_greedy_from_m(m)).to(a_in.device)
+
+
+def greedy_perms(scores: Sequence[Tensor]) -> list[Tensor]:
+    """Greedy (pykan ``auto_swap``) permutations of all hidden node layers.
+
+    Hidden layers ``l = 1..L-1`` are processed in order; each uses its own width (pykan's D2 bug,
+    ``num = width_in[1]`` for every layer, is not replicated) and sees the matrices already permuted by
+    the earlier layers.
+
+    Args:
+        scores: ``L`` score matrices, ``scores[l]`` of shape ``(n_{l+1}, n_l)``.
+
+    Returns:
+        ``L-1`` int64 permutations, ``perms[l-1]`` of shape ``(n_l,)``, relative to the original
+        indexing, to be applied with :func:`apply_perm_to_scores` (in any order: they commute).
+    """
+    scores = _check_scores(scores)
+    return _greedy_perms(scores)
+
+
+def _greedy_perms(scores: list[Tensor]) -> list[Tensor]:
+    cur = list(scores)
+    perms = []
+    for l in range(1, len(cur)):
+        p = torch.from_numpy(_greedy_from_m(_layer_m(cur, l)))
+        cur = _apply(cur, l, p)
+        perms.append(p)
+    return [p.to(scores[0].device) for p in perms]
+
+
+def _apply(scores: list[Tensor], l: int, perm: Tensor) -> list[Tensor]:
+    out = list(scores)
+    out[l - 1] = scores[l - 1][perm.to(scores[l - 1].device)]
+    out[l] = scores[l][:, perm.to(scores[l].device)]
+    return out
+
+
+def _lsa_descent(
+    scores: list[Tensor], perms: list[np.ndarray], max_sweeps: int, tol: float
+) -> tuple[list[np.ndarray], float]:
+    """Block-coordinate descent (one linear assignment per layer) then pairwise polish.
+
+    ``scores`` are float64 originals; ``perms`` the starting permutations (relative to originals).
+    Never increases the cost. Returns the final permutations and their connection cost.
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    depth = len(scores)
+    cur = list(scores)
+    for l in range(1, depth):
+        cur = _apply(cur, l, torch.from_numpy(perms[l - 1]))
+    perms = [p.copy() for p in perms]
+    cc = _cc64(cur)
+    # a layer whose neighbours did not move since its last assignment is already optimal
+    fresh = [False] * (depth + 1)
+
+    for _ in range(max_sweeps):
+        for l in range(1, depth):
+            if fresh[l]:
+                continue
+            m = _layer_m(cur, l)
+            _, col = linear_sum_assignment(m)  # neuron i -> position col[i]
+            p = np.argsort(col)  # position q holds neuron p[q]
+            old, new = float(np.trace(m)), float(m[p, np.arange(m.shape[0])].sum())
+            fresh[l] = True
+            if new < old - _REL_TOL * abs(old):
+                cur = _apply(cur, l, torch.from_numpy(p))
+                perms[l - 1] = perms[l - 1][p]
+                fresh[l - 1] = fresh[l + 1] = False
+        new_cc = _cc64(cur)
+        improved = cc - new_cc > tol * abs(cc)
+        cc = min(cc, new_cc)
+        if not improved:
+            break
+
+    cc = _pairwise_polish([t.cpu().numpy().copy() for t in cur], perms, cc)
+    return perms, cc
+
+
+def _pairwise_polish(s: list[np.ndarray], perms: list[np.ndarray], cc: float) -> float:
+    """Best-improvement pairwise swaps over all hidden layers until none improves (in place).
+
+    ``s`` are the current float64 score matrices, ``perms`` the permutations that produced them.
+    After a swap in layer ``l``, its own ``M`` only has two rows exchanged and the neighbours' ``M``
+    get a rank-1 update, so one step costs O(n^2) instead of three matrix products.
+    """
+    depth = len(s)
+    pos = {n: (np.arange(n) + 0.5) / n for t in s for n in t.shape}
+    ms = {l: _layer_m([torch.from_numpy(t) for t in s], l) for l in range(1, depth)}
+
+    def deltas(m: np.ndarray) -> np.ndarray:
+        d = np.diagonal(m)
+        return (m + m.T) - d[:, None] - d[None, :]
+
+    ds = {l: deltas(m) for l, m in ms.items()}
+    while True:
+        best = (0.0, 0, 0, 0)
+        for l in range(1, depth):
+            k = int(np.argmin(ds[l]))
+            v = float(ds[l].flat[k])
+            if v < best[0]:
+                n = ds[l].shape[0]
+                best = (v, l, k // n, k % n)
+        dmin, l, i, j = best
+        if not dmin < -_REL_TOL * abs(cc):
+            return cc
+        x = pos[s[l].shape[1]]
+        if l + 1 < depth:  # layer l is the previous layer of l+1: rows of its a_in move
+            y = pos[s[l].shape[0]]
+            ms[l + 1] += np.outer(s[l][:, i] - s[l][:, j], np.abs(x[j] - y) - np.abs(x[i] - y))
+        if l - 1 >= 1:  # layer l is the next layer of l-1: columns of its b_out move
+            y = pos[s[l - 1].shape[1]]
+            ms[l - 1] += np.outer(s[l - 1][i] - s[l - 1][j], np.abs(x[j] - y) - np.abs(x[i] - y))
+        ms[l][[i, j]] = ms[l][[j, i]]
+        s[l - 1][[i, j]] = s[l - 1][[j, i]]
+        s[l][:, [i, j]] = s[l][:, [j, i]]
+        perms[l - 1][[i, j]] = perms[l - 1][[j, i]]
+        for k in (l - 1, l, l + 1):
+            if k in ms:
+                ds[k] = deltas(ms[k])
+        cc += dmin
+
+
+def optimal_perms(scores: Sequence[Tensor], max_sweeps: int = 100, tol: float = 1e-12) -> list[Tensor]:
+    """Permutations of all hidden node layers that (locally) minimise the connection cost.
+
+    With its neighbour layers fixed, the best order of one hidden layer is a linear assignment on its
+    placement cost ``M`` (``scipy.optimize.linear_sum_assignment``; exact for a single hidden layer).
+    Starting from the greedy solution (:func:`greedy_perms`), layers are swept ``l = 1..L-1`` until a
+    sweep improves the cost by no more than the relative ``tol`` (or ``max_sweeps`` sweeps), then
+    polished with best-improvement pairwise swaps until no swap improves. No step ever increases the
+    cost, so the result never ends above the greedy one. Deterministic.
+
+    For wide, nearly degenerate problems (e.g. uniform random scores of 1024-wide layers) the sweeps
+    converge slowly (each sweep gains about half of the previous one) and every assignment costs
+    ~0.7 s at n=1024; use ``max_sweeps`` or a larger ``tol`` to bound the run time.
+
+    Args:
+        scores: ``L`` score matrices, ``scores[l]`` of shape ``(n_{l+1}, n_l)``.
+        max_sweeps: maximum number of assignment sweeps (``>= 0``; 0 means greedy + polish).
+        tol: stop when a sweep lowers the cost by no more than ``tol * cost`` (``>= 0``).
+
+    Returns:
+        ``L-1`` int64 permutations, ``perms[l-1]`` of shape ``(n_l,)``, as in :func:`greedy_perms`.
+    """
+    scores = _check_scores(scores)
+    if isinstance(max_sweeps, bool) or not isinstance(max_sweeps, int) or max_sweeps < 0:
+        raise ValueError(f"max_sweeps must be a non-negative int, got {max_sweeps!r}")
+    if not isinstance(tol, (int, float)) or not tol >= 0:
+        raise ValueError(f"tol must be a non-negative number, got {tol!r}")
+    device = scores[0].device
+    if len(scores) == 1:
+        return []
+    s64 = [s.detach().to(torch.float64) for s in scores]
+    greedy = [p.cpu().numpy() for p in _greedy_perms(s64)]
+    perms, _ = _lsa_descent(s64, greedy, max_sweeps, float(tol))
+    return [torch.from_numpy(p).to(device) for p in perms]
+
+
+def swap_perms(scores: Sequence[Tensor], method: str = "greedy") -> list[Tensor]:
+    """Hidden-layer permutations by ``method``: ``'greedy'`` (:func:`greedy_perms`, pykan's
+    ``auto_swap``) or ``'optimal'`` (:func:`optimal_perms`). Returns ``L-1`` int64 permutations."""
+    _check_method(method)
+    return greedy_perms(scores) if method == "greedy" else optimal_perms(scores)
