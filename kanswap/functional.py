@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .spline import local_basis, local_columns
+from .spline import local_basis
 
 __all__ = [
     "BASE_FUNS",
@@ -60,8 +60,8 @@ def fold_weight(
 def _features(x: torch.Tensor, grid: torch.Tensor, k: int, base_fun: str, derivative: bool):
     B, n = x.shape
     P = grid.shape[1]
-    values, t1, dvalues = local_basis(x, grid, k, derivative=derivative)
-    cols = local_columns(t1, P, k) + 1  # column 0 of each input's block is the base function
+    values, cols, dvalues = local_basis(x, grid, k, derivative=derivative)
+    cols = cols + 1  # column 0 of each input's block is the base function
     feats = x.new_zeros(B, n, P - k)
     feats[..., 0] = BASE_FUNS[base_fun][0](x)
     feats.scatter_add_(2, cols, values)
@@ -108,7 +108,7 @@ def kan_linear_reference(
 ) -> torch.Tensor:
     """Reference KAN layer: x (B, in), grid (in, G+2k+1), weight (in, G+k+1, out) -> y (B, out)."""
     feats = basis_features(x, grid, k, base_fun)
-    return feats.reshape(x.shape[0], -1) @ weight.reshape(-1, weight.shape[-1])
+    return feats.flatten(1) @ weight.reshape(-1, weight.shape[-1])
 
 
 def feature_moments(feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

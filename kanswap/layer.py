@@ -164,7 +164,7 @@ class KANLayer(nn.Module):
 
     def _reference(self, x: torch.Tensor, weight: torch.Tensor, with_std: bool):
         feats = self._features(x)
-        y = feats.reshape(x.shape[0], -1) @ weight.reshape(-1, self.out_dim)
+        y = feats.flatten(1) @ weight.reshape(-1, self.out_dim)
         std = edge_std(feature_moments(feats)[1], weight) if with_std else None
         return y, std
 
