@@ -322,7 +322,7 @@ def _apply(scores: list[Tensor], l: int, perm: Tensor) -> list[Tensor]:
 
 
 def _lsa_descent(
-    scores: list[Tensor], perms: list[np.ndarray], max_sweeps: int, tol: float
+    scores: list[Tensor], perms: list[np.ndarray], max_sweeps: int, tol: float, max_swaps: int
 ) -> tuple[list[np.ndarray], float]:
     """Block-coordinate descent (one linear assignment per layer) then pairwise polish.
 
@@ -359,12 +359,17 @@ def _lsa_descent(
         if not improved:
             break
 
-    cc = _pairwise_polish([t.cpu().numpy().copy() for t in cur], perms, cc)
+    if all(fresh[1:depth]):
+        # Every layer is an exact assignment optimum given its neighbours: no swap inside one layer
+        # can lower the cost, so the polish would find nothing.
+        return perms, cc
+    cc = _pairwise_polish([t.cpu().numpy().copy() for t in cur], perms, cc, max_swaps)
     return perms, cc
 
 
-def _pairwise_polish(s: list[np.ndarray], perms: list[np.ndarray], cc: float) -> float:
-    """Best-improvement pairwise swaps over all hidden layers until none improves (in place).
+def _pairwise_polish(s: list[np.ndarray], perms: list[np.ndarray], cc: float, max_swaps: int) -> float:
+    """Best-improvement pairwise swaps over all hidden layers until none improves, or ``max_swaps``
+    swaps (in place).
 
     ``s`` are the current float64 score matrices, ``perms`` the permutations that produced them.
     After a swap in layer ``l``, its own ``M`` only has two rows exchanged and the neighbours' ``M``
@@ -379,7 +384,7 @@ def _pairwise_polish(s: list[np.ndarray], perms: list[np.ndarray], cc: float) ->
         return (m + m.T) - d[:, None] - d[None, :]
 
     ds = {l: deltas(m) for l, m in ms.items()}
-    while True:
+    for _ in range(max_swaps):
         best = (0.0, 0, 0, 0)
         for l in range(1, depth):
             k = int(np.argmin(ds[l]))
@@ -405,9 +410,11 @@ def _pairwise_polish(s: list[np.ndarray], perms: list[np.ndarray], cc: float) ->
             if k in ms:
                 ds[k] = deltas(ms[k])
         cc += dmin
+    return cc
 
 
-def optimal_perms(scores: Sequence[Tensor], max_sweeps: int = 100, tol: float = 1e-12) -> list[Tensor]:
+def optimal_perms(scores: Sequence[Tensor], max_sweeps: int = 100, tol: float = 1e-4,
+                  max_swaps: int | None = None) -> list[Tensor]:
     """Permutations of all hidden node layers that (locally) minimise the connection cost.
 
     With its neighbour layers fixed, the best order of one hidden layer is a linear assignment on its
@@ -418,13 +425,18 @@ def optimal_perms(scores: Sequence[Tensor], max_sweeps: int = 100, tol: float = 
     cost, so the result never ends above the greedy one. Deterministic.
 
     For wide, nearly degenerate problems (e.g. uniform random scores of 1024-wide layers) the sweeps
-    converge slowly (each sweep gains about half of the previous one) and every assignment costs
-    ~0.7 s at n=1024; use ``max_sweeps`` or a larger ``tol`` to bound the run time.
+    converge slowly (sweep gains 1200, 330, 130, 62, 35, 22, ... on a cost of 3.5e5) and every
+    assignment costs ~0.7 s at n=1024: the default ``tol`` of 1e-4 stops once a sweep gains less
+    than 0.01% of the cost. Small models (the reference KAN and MLP) converge exactly well before.
+    After exact convergence no pairwise swap can help (each layer is an assignment optimum given
+    its neighbours), so the polish only runs after an early stop, for at most ``max_swaps`` swaps
+    (default: the total hidden width), each O(n^2).
 
     Args:
         scores: ``L`` score matrices, ``scores[l]`` of shape ``(n_{l+1}, n_l)``.
         max_sweeps: maximum number of assignment sweeps (``>= 0``; 0 means greedy + polish).
         tol: stop when a sweep lowers the cost by no more than ``tol * cost`` (``>= 0``).
+        max_swaps: cap on polish swaps (``None``: the total width of the hidden layers).
 
     Returns:
         ``L-1`` int64 permutations, ``perms[l-1]`` of shape ``(n_l,)``, as in :func:`greedy_perms`.
@@ -439,7 +451,9 @@ def optimal_perms(scores: Sequence[Tensor], max_sweeps: int = 100, tol: float = 
         return []
     s64 = [s.detach().to(torch.float64) for s in scores]
     greedy = [p.cpu().numpy() for p in _greedy_perms(s64)]
-    perms, _ = _lsa_descent(s64, greedy, max_sweeps, float(tol))
+    if max_swaps is None:
+        max_swaps = sum(s.shape[1] for s in scores[1:])
+    perms, _ = _lsa_descent(s64, greedy, max_sweeps, float(tol), int(max_swaps))
     return [torch.from_numpy(p).to(device) for p in perms]
 
 
