@@ -623,10 +623,7 @@ class KAN(nn.Module):
         if any(self.width[l][1] for l in layers):
             perms = self._auto_swap_mult(layers)
         else:
-            scores = self._score_matrices()
-            all_perms = (swap_math.greedy_perms(scores) if method == "greedy"
-                         else swap_math.optimal_perms(scores))
-            perms = {l: all_perms[l - 1] for l in layers}
+            perms = swap_math.layer_perms(self._score_matrices(), layers, method)
         for l, perm in perms.items():
             if not torch.equal(perm.cpu(), torch.arange(len(perm))):
                 self.permute_layer(l, perm)

@@ -208,9 +208,7 @@ class MLP(nn.Module):
         if not layers:
             return
         scores = [lin.weight.detach().abs() for lin in self.linears]
-        perms = swap_math.greedy_perms(scores) if method == "greedy" else swap_math.optimal_perms(scores)
-        for l in layers:
-            perm = perms[l - 1]
+        for l, perm in swap_math.layer_perms(scores, layers, method).items():
             if not torch.equal(perm.cpu(), torch.arange(len(perm))):
                 self.permute_layer(l, perm)
 

@@ -232,7 +232,15 @@ def apply_perm_to_scores(scores: Sequence[Tensor], l: int, perm: Tensor) -> list
 
 
 def _layer_m(scores: list[Tensor], l: int) -> np.ndarray:
-    """Float64 numpy placement cost of hidden node layer ``l`` (no validation)."""
+    """Float64 numpy placement cost of hidden node layer ``l`` (no validation).
+
+    CUDA float32 scores go through the Triton kernel (``kanswap.kernels.swap_cost``): M in float32,
+    so decisions on near-ties at float32 noise level can differ from the CPU path's float64 ones.
+    """
+    if scores[l].is_cuda and scores[l].dtype == torch.float32:
+        from .kernels.swap_cost import placement_cost_and_partners
+
+        return placement_cost_and_partners(scores[l - 1].T, scores[l].T)[0].double().cpu().numpy()
     a = scores[l - 1].T.to(torch.float64)
     b = scores[l].T.to(torch.float64)
     n_prev, n = a.shape
@@ -455,6 +463,26 @@ def optimal_perms(scores: Sequence[Tensor], max_sweeps: int = 100, tol: float = 
         max_swaps = sum(s.shape[1] for s in scores[1:])
     perms, _ = _lsa_descent(s64, greedy, max_sweeps, float(tol), int(max_swaps))
     return [torch.from_numpy(p).to(device) for p in perms]
+
+
+def layer_perms(scores: Sequence[Tensor], layers: Sequence[int], method: str = "greedy") -> dict[int, Tensor]:
+    """Permutations of the hidden node layers in ``layers`` (others stay fixed), as ``{l: perm}``.
+
+    All hidden layers at once is :func:`swap_perms`; a subset is solved layer by layer in the given
+    order, each with its neighbours fixed (``auto_swap_l``), on the matrices permuted so far.
+    """
+    _check_method(method)
+    scores = _check_scores(scores)
+    depth = len(scores)
+    if list(layers) == list(range(1, depth)):
+        return {l: p for l, p in zip(layers, swap_perms(scores, method), strict=True)}
+    out = {}
+    for l in layers:
+        if not isinstance(l, int) or not 1 <= l <= depth - 1:
+            raise ValueError(f"l must be a hidden node layer in 1..{depth - 1}, got {l!r}")
+        out[l] = swap_perms([scores[l - 1], scores[l]], method)[0]
+        scores = apply_perm_to_scores(scores, l, out[l])
+    return out
 
 
 def swap_perms(scores: Sequence[Tensor], method: str = "greedy") -> list[Tensor]:
