@@ -36,7 +36,7 @@ class SymbolicStub(nn.Module):
     """Holds pykan's symbolic-branch tensors so checkpoints move both ways.
 
     ``mask`` (out, in) and ``affine`` (out, in, 4) have pykan's names and shapes. kanswap does not
-    evaluate symbolic formulas: a model whose symbolic mask is non-zero is refused at forward.
+    evaluate symbolic formulas: loading weights whose symbolic mask is non-zero is refused.
     """
 
     def __init__(self, in_dim: int, out_dim: int):
@@ -170,6 +170,9 @@ class KAN(nn.Module):
                                            for l in range(depth)])
         self.input_id = torch.arange(self.width_in[0])
         self.n_inputs = self.width_in[0]
+        # Checked when weights arrive rather than in every forward (a host sync, and a graph break
+        # under torch.compile).
+        self.register_load_state_dict_post_hook(lambda module, keys: module._check_symbolic())
         self._reset_records()
         self.cache_data = None
         self.to(self.device)
@@ -278,7 +281,6 @@ class KAN(nn.Module):
         (B, in, out) tensor), and the model keeps x as ``cache_data`` (pykan's behaviour)."""
         raw = x
         x = self._select_inputs(x)
-        self._check_symbolic()
         self.cache_data = raw.detach()
         save = self.save_act and x.shape[0] > 0
         self._reset_records_for_forward()

@@ -35,6 +35,15 @@ def resolve_base_fun(base_fun) -> tuple[str | Callable, str]:
     raise TypeError(f"base_fun must be a name or a callable, got {type(base_fun).__name__}")
 
 
+def autocast_input(x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """Under torch.autocast, a lower-precision input (e.g. bf16 from a previous autocast layer) is
+    brought to the parameters' dtype: the basis and its folded weights are evaluated in fp32."""
+    if (isinstance(x, torch.Tensor) and x.is_floating_point() and x.dtype != ref.dtype
+            and torch.is_autocast_enabled(x.device.type)):
+        return x.to(ref.dtype)
+    return x
+
+
 def check_input(x: torch.Tensor, in_dim: int, ref: torch.Tensor, what: str = "input") -> None:
     """Raise a clear error unless x is a float (B, in_dim) tensor on ref's device and dtype."""
     if not isinstance(x, torch.Tensor):
@@ -138,6 +147,7 @@ class KANLayer(nn.Module):
 
     def output(self, x: torch.Tensor, backend: str | None = None) -> torch.Tensor:
         """y (B, out) for x (B, in), without per-edge tensors."""
+        x = autocast_input(x, self.coef)
         check_input(x, self.in_dim, self.coef)
         backend = backend or self.backend
         if _use_reference(x, backend):
@@ -171,6 +181,7 @@ class KANLayer(nn.Module):
     def output_and_std(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """y (B, out) and the per-edge std of phi over the batch (in, out), from one basis
         evaluation on the reference path. Both differentiable."""
+        x = autocast_input(x, self.coef)
         check_input(x, self.in_dim, self.coef)
         if _use_reference(x, self.backend):
             return self._reference(x, self.weight(), with_std=True)
@@ -198,6 +209,7 @@ class KANLayer(nn.Module):
     def forward(self, x: torch.Tensor):
         """pykan's forward: x (B, in) -> (y (B, out), preacts, postacts, postspline), the last three
         (B, out, in). Use ``output`` when only y is needed."""
+        x = autocast_input(x, self.coef)
         check_input(x, self.in_dim, self.coef)
         phi, spline = self.edge_outputs(x)
         y = phi.sum(1)

@@ -336,11 +336,20 @@ def _check_launch(x: torch.Tensor) -> None:
                            "TRITON_INTERPRET=1 before importing kanswap.kernels.bspline")
 
 
+def _kernel(fn, wrap: bool):
+    """The launchable kernel: through ``torch.library.wrap_triton`` inside the registered ops (so
+    make_fx / torch.compile can record the launch), the raw kernel for plain eager calls (the
+    wrapper's dispatch costs time there). wrap_triton returns interpreted kernels unchanged."""
+    return torch.library.wrap_triton(fn) if wrap else fn
+
+
 def kan_linear_fwd(x: torch.Tensor, grid: torch.Tensor, weight: torch.Tensor, k: int, *,
-                   out: torch.Tensor | None = None, input_precision: str | None = None) -> torch.Tensor:
+                   out: torch.Tensor | None = None, input_precision: str | None = None,
+                   wrap: bool = False) -> torch.Tensor:
     """y = A(x) @ W: x (B, in), grid (in, G+2k+1), weight (in, K+1, out) -> y (B, out) in x's dtype.
 
-    ``out``: an optional contiguous (B, out) buffer of x's dtype to write into.
+    ``out``: an optional contiguous (B, out) buffer of x's dtype to write into. ``wrap``: launch
+    through ``torch.library.wrap_triton`` (set by the registered op ``kanswap::kan_linear_fwd``).
     """
     _check_launch(x)
     B, n_in = x.shape
@@ -358,7 +367,7 @@ def kan_linear_fwd(x: torch.Tensor, grid: torch.Tensor, weight: torch.Tensor, k:
     grid, weight = grid.contiguous(), weight.contiguous()
     cfg = _blocks(x, n_out, nb1)
     launch = (triton.cdiv(B, cfg["BLOCK_B"]), triton.cdiv(n_out, cfg["BLOCK_O"]))
-    kan_linear_fwd_kernel[launch](
+    _kernel(kan_linear_fwd_kernel, wrap)[launch](
         x, grid, weight, out, B, n_in, n_out, n_knot, nb1, x.stride(0), x.stride(1),
         K_ORD=k, COMPUTE=_compute_dtype(x.dtype), BLOCK_B=cfg["BLOCK_B"], BLOCK_J=cfg["BLOCK_J"],
         BLOCK_O=cfg["BLOCK_O"], PRECISION=_precision(x, input_precision), MM=_mm_mode(x.dtype),
@@ -367,8 +376,8 @@ def kan_linear_fwd(x: torch.Tensor, grid: torch.Tensor, weight: torch.Tensor, k:
 
 
 def kan_linear_bwd(dy: torch.Tensor, x: torch.Tensor, grid: torch.Tensor, weight: torch.Tensor, k: int, *,
-                   need_dx: bool = True, need_dw: bool = True, input_precision: str | None = None
-                   ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+                   need_dx: bool = True, need_dw: bool = True, input_precision: str | None = None,
+                   wrap: bool = False) -> tuple[torch.Tensor | None, torch.Tensor | None]:
     """Gradients of y = A(x) @ W: dy (B, out) -> (dx (B, in), dW (in, K+1, out)), None where not needed.
 
     dW is summed over fixed batch chunks in fp32 (float64 for float64), then cast to W's dtype.
@@ -391,7 +400,7 @@ def kan_linear_bwd(dy: torch.Tensor, x: torch.Tensor, grid: torch.Tensor, weight
                 dx.zero_()
             else:
                 launch = (triton.cdiv(B, cfg["BLOCK_B"]), triton.cdiv(n_in, cfg["BLOCK_IN"]))
-                kan_linear_bwd_dx_kernel[launch](
+                _kernel(kan_linear_bwd_dx_kernel, wrap)[launch](
                     dy, x, grid, weight, dx, B, n_in, n_out, n_knot, nb1, x.stride(0), x.stride(1),
                     BLOCK_J=cfg["BLOCK_J_DX"], BLOCK_IN=cfg["BLOCK_IN"], BLOCK_O=cfg["BLOCK_O_DX"], **common)
     if need_dw:
@@ -404,7 +413,7 @@ def kan_linear_bwd(dy: torch.Tensor, x: torch.Tensor, grid: torch.Tensor, weight
             acc = torch.float64 if x.dtype == torch.float64 else torch.float32
             dwp = _empty((n_split, n_in, nb1, n_out), acc, x.device)
             launch = (triton.cdiv(n_j, cfg["BLOCK_J"]), triton.cdiv(n_out, cfg["BLOCK_O"]), n_split)
-            kan_linear_bwd_dw_kernel[launch](
+            _kernel(kan_linear_bwd_dw_kernel, wrap)[launch](
                 dy, x, grid, dwp, B, n_in, n_out, n_knot, nb1, x.stride(0), x.stride(1), rows,
                 BLOCK_J=cfg["BLOCK_J"], BLOCK_O=cfg["BLOCK_O"], **common)
             dw = (dwp[0] if n_split == 1 else dwp.sum(0)).to(weight.dtype)
@@ -479,6 +488,105 @@ class FusedKANLinear(torch.autograd.Function):
 
 
 # ----------------------------------------------------------------------------------------------
+# torch.library operators (torch.compile / export)
+# ----------------------------------------------------------------------------------------------
+#
+# ``kanswap::kan_linear_fwd(x, grid, weight, k, input_precision) -> y`` and
+# ``kanswap::kan_linear_bwd(dy, x, grid, weight, k, need_dx, need_dw, input_precision) -> (dx, dw)``
+# (an output not asked for is an empty (0,) tensor), with the forward's autograd registered to the
+# backward op. Registered by ``_ops()``, called at the end of this module only when triton imported
+# (and guarded: a registration failure warns), so importing this module needs neither triton nor a
+# GPU. The op kind follows ``_INTERPRET`` at first registration; a later ``importlib.reload`` into
+# the other mode keeps the ops already registered (their bodies call the reloaded launchers).
+#
+# - Compiled kernels (CUDA): ``torch.library.triton_op``. Its body launches the kernels through
+#   ``torch.library.wrap_triton`` (the launchers' ``wrap=True``), so torch.compile traces into the
+#   launches (Inductor sees the user kernels); the body itself is the fake impl. Checked on fake
+#   CUDA tensors only so far (AOTAutograd emits triton_kernel_wrapper_functional nodes); the
+#   CUDA tests in tests/test_compile.py run the rest.
+# - Interpreter (TRITON_INTERPRET=1, CPU tensors): ``wrap_triton`` returns interpreted kernels
+#   unchanged and they cannot run on fake tensors, so triton_op's decomposition cannot trace them.
+#   The same body is registered as an opaque ``torch.library.custom_op`` with an explicit fake
+#   impl instead: torch.compile keeps it as one node, and ``opcheck`` runs on CPU.
+#
+# ``kan_linear`` calls the ops only while torch.compile traces (``torch.compiler.is_compiling()``);
+# eager calls keep ``FusedKANLinear`` (no custom-op dispatch overhead). Registration cannot run
+# inside a trace (Dynamo refuses torch.library internals), hence at import rather than on first
+# use. The ops are ``torch.ops.kanswap.kan_linear_fwd`` / ``kan_linear_bwd`` (e.g. for export).
+
+_OPS: tuple | None = None
+
+
+def _fwd_impl(x: torch.Tensor, grid: torch.Tensor, weight: torch.Tensor, k: int,
+              input_precision: str | None = None) -> torch.Tensor:
+    return kan_linear_fwd(x, grid, weight, k, input_precision=input_precision, wrap=True)
+
+
+def _bwd_impl(dy: torch.Tensor, x: torch.Tensor, grid: torch.Tensor, weight: torch.Tensor, k: int,
+              need_dx: bool, need_dw: bool, input_precision: str | None = None
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    dx, dw = kan_linear_bwd(dy, x, grid, weight, k, need_dx=need_dx, need_dw=need_dw,
+                            input_precision=input_precision, wrap=True)
+    # A custom op returns tensors, never None: a (0,) placeholder for a gradient not asked for.
+    dx = dx if dx is not None else x.new_empty(0)
+    dw = dw if dw is not None else weight.new_empty(0)
+    return dx, dw
+
+
+def _fwd_fake(x, grid, weight, k, input_precision=None):
+    return x.new_empty((x.shape[0], weight.shape[2]))
+
+
+def _bwd_fake(dy, x, grid, weight, k, need_dx, need_dw, input_precision=None):
+    dx = x.new_empty(x.shape) if need_dx else x.new_empty(0)
+    dw = weight.new_empty(weight.shape) if need_dw else weight.new_empty(0)
+    return dx, dw
+
+
+def _setup_context(ctx, inputs, output):
+    x, grid, weight, k, input_precision = inputs
+    ctx.save_for_backward(x, grid, weight)
+    ctx.k, ctx.input_precision = k, input_precision
+
+
+def _backward(ctx, dy):
+    x, grid, weight = ctx.saved_tensors
+    need_dx, need_dw = ctx.needs_input_grad[0], ctx.needs_input_grad[2]
+    dx, dw = torch.ops.kanswap.kan_linear_bwd(dy, x, grid, weight, ctx.k, need_dx, need_dw,
+                                              ctx.input_precision)
+    return (dx if need_dx else None), None, (dw if need_dw else None), None, None
+
+
+def _ops():
+    """Register (once per process) and return (fwd, bwd) as ``torch.ops.kanswap`` overloads.
+
+    Raises RuntimeError without triton. A second registration attempt (e.g. after
+    ``importlib.reload`` of this module) reuses the ops already in the dispatcher: their bodies
+    look the launchers up in this module's globals at call time, so they run the reloaded ones.
+    """
+    global _OPS
+    if _OPS is not None:
+        return _OPS
+    if triton is None:
+        raise RuntimeError("kanswap.kernels.bspline: triton is not installed; the kanswap ops need it")
+    ns = torch.ops.kanswap
+    if not (hasattr(ns, "kan_linear_fwd") and hasattr(ns, "kan_linear_bwd")):
+        if _INTERPRET:
+            fwd = torch.library.custom_op("kanswap::kan_linear_fwd", _fwd_impl, mutates_args=())
+            bwd = torch.library.custom_op("kanswap::kan_linear_bwd", _bwd_impl, mutates_args=())
+            fwd.register_fake(_fwd_fake)
+            bwd.register_fake(_bwd_fake)
+        else:
+            fwd = torch.library.triton_op("kanswap::kan_linear_fwd", _fwd_impl, mutates_args=())
+            bwd = torch.library.triton_op("kanswap::kan_linear_bwd", _bwd_impl, mutates_args=())
+        # Not twice differentiable: the backward op has no autograd of its own (an attempt to
+        # differentiate it raises).
+        fwd.register_autograd(_backward, setup_context=_setup_context)
+    _OPS = (ns.kan_linear_fwd.default, ns.kan_linear_bwd.default)
+    return _OPS
+
+
+# ----------------------------------------------------------------------------------------------
 # Dispatch
 # ----------------------------------------------------------------------------------------------
 
@@ -543,6 +651,9 @@ def kan_linear(x: torch.Tensor, grid: torch.Tensor, weight: torch.Tensor, k: int
     _validate("kan_linear", x, grid, k, weight)
     if not _use_triton("kan_linear", x, k, base_fun, backend):
         return _ref.kan_linear_reference(x, grid, weight, k, base_fun)
+    if torch.compiler.is_compiling() and _OPS is not None:
+        # torch.compile traces the registered op (see the section above); eager keeps the Function.
+        return _OPS[0](x, grid, weight, k, None)
     return FusedKANLinear.apply(x, grid, weight, k)
 
 
@@ -556,3 +667,15 @@ def basis_moments(x: torch.Tensor, grid: torch.Tensor, k: int, base_fun="silu", 
     if not _use_triton("basis_moments", x, k, base_fun, backend):
         return _ref.basis_moments(x, grid, k, base_fun)
     return basis_moments_fwd(x.detach(), grid.detach(), k)
+
+
+if triton is not None:
+    # Register the ops now (see "torch.library operators"); a failure must not break the import or
+    # the eager paths: kan_linear then traces FusedKANLinear under torch.compile instead.
+    try:
+        _ops()
+    except Exception as exc:  # noqa: BLE001
+        import warnings
+
+        warnings.warn(f"kanswap.kernels.bspline: could not register the kanswap ops ({exc!r}); "
+                      "torch.compile will not see the Triton layer as an op", RuntimeWarning, stacklevel=1)
