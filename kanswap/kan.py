@@ -591,9 +591,10 @@ class KAN(nn.Module):
             self.log_history("swap")
 
     def _score_matrices(self) -> list[torch.Tensor]:
-        self._ensure_acts()
-        if self.edge_scores is None:
-            self.attribute()
+        """Edge scores recomputed on the cached data, as pykan's auto_swap does for each candidate
+        (scores left by an earlier attribute() may describe other data or older parameters)."""
+        self.get_act()
+        self.attribute()
         return [s.detach() for s in self.edge_scores]
 
     @property
@@ -699,17 +700,7 @@ class KAN(nn.Module):
         return copy.deepcopy(self)
 
     def __deepcopy__(self, memo):
-        # Records from the last forward can hold autograd graphs, which deepcopy refuses; the copy
-        # starts without them (it recomputes them on its next forward) and the original keeps its.
-        saved = {key: self.__dict__[key] for key in _RECORD_KEYS}
-        self._reset_records()
-        try:
-            new = self.__class__.__new__(self.__class__)
-            memo[id(self)] = new
-            new.__dict__.update(copy.deepcopy(self.__dict__, memo))
-        finally:
-            self.__dict__.update(saved)
-        return new
+        return deepcopy_without_records(self, memo, _RECORD_KEYS)
 
     def to(self, *args, **kwargs):
         out = super().to(*args, **kwargs)
@@ -754,6 +745,19 @@ MultKAN = KAN
 _RECORD_KEYS = ("acts", "subnode_actscale", "edge_actscale", "acts_scale", "acts_scale_spline", "acts_premult",
                 "node_scores", "edge_scores", "subnode_scores", "node_scores_all", "edge_scores_all",
                 "subnode_scores_all", "node_attribute_scores")
+
+
+def deepcopy_without_records(module: nn.Module, memo: dict, keys: Sequence[str]) -> nn.Module:
+    """Deep copy of module without the records named in keys (set to None in the copy).
+
+    Records from the last forward can hold autograd graphs, which deepcopy refuses; the copy
+    recomputes them on its next forward and the original keeps its own.
+    """
+    new = module.__class__.__new__(module.__class__)
+    memo[id(module)] = new
+    state = {key: (None if key in keys else val) for key, val in module.__dict__.items()}
+    new.__dict__.update(copy.deepcopy(state, memo))
+    return new
 
 
 def matrix_reg(v: torch.Tensor, lamb_l1: float, lamb_entropy: float) -> torch.Tensor:

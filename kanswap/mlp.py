@@ -5,6 +5,7 @@ Importing this module touches no RNG (pykan's module import reseeds torch, D20).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 
 import torch
@@ -12,12 +13,14 @@ from torch import nn
 
 from . import swap as swap_math
 from .fit import fit as run_fit
-from .kan import matrix_reg
+from .kan import deepcopy_without_records, matrix_reg
 from .layer import check_input
 
 __all__ = ["MLP", "MLP_REG_METRICS"]
 
 MLP_REG_METRICS = ("w", "act", "fa", "a")
+# What forward/attribute record on the model: never deep-copied (they can hold autograd graphs).
+_MLP_RECORDS = ("acts", "acts_scale", "wa_forward", "node_scores", "edge_scores", "wa_backward")
 
 _ACTS = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "identity": nn.Identity}
 
@@ -59,6 +62,12 @@ class MLP(nn.Module):
     @property
     def input_dim(self) -> int:
         return self.width[0]
+
+    def copy(self) -> MLP:
+        return copy.deepcopy(self)
+
+    def __deepcopy__(self, memo):
+        return deepcopy_without_records(self, memo, _MLP_RECORDS)
 
     @property
     def w(self) -> list[torch.Tensor]:

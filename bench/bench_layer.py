@@ -1,0 +1,127 @@
+"""One KAN layer, forward and forward+backward, side by side: kanswap, pykan 0.2.8, flashkan,
+inkan and the GEMM lower bound, on CPU in float32 with G = 5, k = 3 (uniform grids on [-1, 1]).
+
+Run (about 2-3 minutes on 2 cores; the first run on a machine also fills torch.compile's cache
+for flashkan and inkan, up to a minute more):
+
+    python -m pytest bench/bench_layer.py -p no:cacheprovider --benchmark-only \
+        --benchmark-json=bench-layer.json
+    python bench/report.py bench-layer.json
+
+``--benchmark-min-rounds N`` sets the timed rounds (default 5); pykan's seconds-long cases run at
+most 2. Shapes (batch, in, out): (512, 9, 10), (4096, 64, 64), (1024, 256, 256). One
+benchmark group per shape and mode, so pytest-benchmark's table lists the implementations together.
+
+What runs:
+
+* ``kanswap KANLayer.output``: ``KANLayer(in, out, num=5, k=3).output(x, backend="reference")``
+  (the plain-PyTorch path; ``KANLayer.forward`` returns pykan's 4-tuple with per-edge tensors);
+* ``kanswap KANLinear``: ``KANLinear(in, out, grid=5, k=3)(x)`` (the nn.Linear drop-in; on CPU the
+  same reference path), the entry the report's ratios divide by;
+* ``pykan``: ``kan.KANLayer.KANLayer(in, out, num=5, k=3)(x)[0]`` (its forward builds the
+  (batch, out, in) tensors it returns);
+* ``flashkan`` / ``inkan``: their ``KANLayer(in, out, grid_size=5, spline_order=3)`` with defaults
+  (torch.compile'd basis; compiled during the untimed warm-up call);
+* ``nn.Linear``: ``nn.Linear(in*(G+k+1), out)`` on a precomputed (batch, in*(G+k+1)) input: the
+  one GEMM every implementation has to do, as a lower bound.
+
+Modes: ``fwd`` runs under ``torch.no_grad()`` and alternates between two input batches (kanswap
+caches a layer's basis for an unchanged input without grad, which would otherwise time only the
+GEMM). ``fwd+bwd``: x.requires_grad=True, loss = y.sum(), loss.backward() (grads of the input and
+of every parameter; grads are reset to None before each call).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+G, K = 5, 3
+SHAPES = [(512, 9, 10), (4096, 64, 64), (1024, 256, 256)]
+MODES = ["fwd", "fwd+bwd"]
+IMPLS = [
+    ("kanswap", "KANLayer.output"),
+    ("kanswap", "KANLinear"),
+    ("pykan", "KANLayer"),
+    ("flashkan", "KANLayer"),
+    ("inkan", "KANLayer"),
+    ("nn.Linear", "GEMM lower bound"),
+]
+
+
+def _build(impl: str, variant: str, n_in: int, n_out: int):
+    """(module, call) where call(x) -> y (batch, n_out); x is (batch, n_in), or for nn.Linear
+    the precomputed (batch, n_in*(G+K+1)) features."""
+    torch.manual_seed(0)
+    if impl == "kanswap":
+        from kanswap import KANLayer, KANLinear
+
+        if variant == "KANLinear":
+            mod = KANLinear(n_in, n_out, grid=G, k=K)
+            return mod, mod
+        mod = KANLayer(n_in, n_out, num=G, k=K)
+        return mod, lambda x: mod.output(x, backend="reference")
+    if impl == "pykan":
+        from kan.KANLayer import KANLayer
+
+        mod = KANLayer(n_in, n_out, num=G, k=K)
+        return mod, lambda x: mod(x)[0]
+    if impl == "flashkan":
+        import flashkan
+
+        mod = flashkan.KANLayer(n_in, n_out, grid_size=G, spline_order=K)
+        return mod, mod
+    if impl == "inkan":
+        import inkan
+
+        mod = inkan.KANLayer(n_in, n_out, grid_size=G, spline_order=K)
+        return mod, mod
+    if impl == "nn.Linear":
+        mod = nn.Linear(n_in * (G + K + 1), n_out)
+        return mod, mod
+    raise ValueError(impl)
+
+
+def _inputs(impl: str, batch: int, n_in: int, mode: str) -> list[torch.Tensor]:
+    gen = torch.Generator().manual_seed(1)
+    width = n_in * (G + K + 1) if impl == "nn.Linear" else n_in
+    xs = [torch.rand(batch, width, generator=gen) * 2 - 1 for _ in range(2)]
+    if mode == "fwd+bwd":
+        xs = xs[:1]
+        xs[0].requires_grad_(True)
+    return xs
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("impl,variant", IMPLS, ids=[f"{i}-{v}".replace(" ", "_") for i, v in IMPLS])
+def test_layer(benchmark, measure, bench_rounds, impl, variant, shape, mode):
+    batch, n_in, n_out = shape
+    benchmark.group = f"layer {mode} {batch}x{n_in}x{n_out}"
+    benchmark.extra_info.update(impl=impl, variant=variant, ref=(variant == "KANLinear"),
+                                shape=list(shape), mode=mode, grid=G, k=K)
+    mod, call = _build(impl, variant, n_in, n_out)
+    xs = _inputs(impl, batch, n_in, mode)
+
+    if mode == "fwd":
+        cycle = itertools.cycle(xs)
+
+        def fn():
+            with torch.no_grad():
+                return call(next(cycle))
+    else:
+        x = xs[0]
+
+        def fn():
+            x.grad = None
+            mod.zero_grad(set_to_none=True)
+            call(x).sum().backward()
+
+    y = measure(benchmark, fn, bench_rounds)
+    if mode == "fwd":
+        assert y.shape == (batch, n_out) and torch.isfinite(y).all()
+    else:
+        assert x.grad is not None and x.grad.shape == x.shape

@@ -1,0 +1,320 @@
+"""Pruning (BEHAVIOR.md §9, D6-D9) on the fitted reference KAN: accuracy, structure, the original
+left untouched, hyperparameters kept, no reseeding, pykan's widths, mean compensation, errors,
+prune_input and manual prune_node."""
+
+import os
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from kanswap import KAN, create_dataset_from_data
+from kanswap.data import majority_dataset
+
+NODE_TH = 5e-2
+TRIPLES = ((0, 1, 2), (3, 4, 5), (6, 7, 8))
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """The reference script's KAN after its fit (20 LBFGS steps), fitted once for the module.
+
+    Its cache_data is the test input, as after the reference's fit. Tests use ``kan`` (a copy)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: a second thread only adds synchronisation
+    rng = _rng_state()
+    try:
+        np.random.seed(5)
+        torch.manual_seed(5)
+        x, y = majority_dataset()
+        dataset = create_dataset_from_data(x, y)
+        model = KAN(width=[9, 10, 10, 1], seed=5, noise_scale=1.0)
+
+        def train_acc():
+            return torch.mean(((model(dataset["train_input"]) > 0.5) == dataset["train_label"]).float())
+
+        def test_acc():
+            return torch.mean(((model(dataset["test_input"]) > 0.5) == dataset["test_label"]).float())
+
+        model.fit(dataset, lamb=0.001, lamb_entropy=5., steps=20, stop_grid_update_step=1000,
+                  metrics=[train_acc, test_acc])
+        assert _accuracy(model, dataset) == (1.0, 1.0)
+    finally:
+        _set_rng_state(rng)
+        torch.set_num_threads(threads)
+    return model, dataset
+
+
+@pytest.fixture
+def kan(fitted):
+    """A fresh copy of the fitted model (same parameters and cache_data, no records)."""
+    model, _ = fitted
+    new = model.copy()
+    assert torch.equal(new.cache_data, model.cache_data)
+    return new
+
+
+@pytest.fixture
+def dataset(fitted):
+    return fitted[1]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _rng_state():
+    return torch.get_rng_state(), np.random.get_state(), random.getstate()
+
+
+def _set_rng_state(state):
+    torch.set_rng_state(state[0])
+    np.random.set_state(state[1])
+    random.setstate(state[2])
+
+
+def _rng_equal(a, b) -> bool:
+    return (torch.equal(a[0], b[0]) and all(np.array_equal(u, v) for u, v in zip(a[1], b[1], strict=True))
+            and a[2] == b[2])
+
+
+def _accuracy(model, dataset) -> tuple[float, float]:
+    """Train then test accuracy (so cache_data ends as the test input, as after fit)."""
+    with torch.no_grad():
+        return tuple(float(torch.mean(((model(dataset[f"{s}_input"]) > 0.5) == dataset[f"{s}_label"]).float()))
+                     for s in ("train", "test"))
+
+
+def _out(model, x):
+    with torch.no_grad():
+        return model(x)
+
+
+# ------------------------------------------------------------------------------------------------
+def test_prune_keeps_accuracy_and_shrinks(kan, dataset):
+    pruned = kan.prune(node_th=NODE_TH)  # compensate=True is the default
+    assert pruned is not kan
+    assert pruned.width_in[0] == 9 and pruned.width_in[-1] == 1
+    assert all(1 <= n < 10 for n in pruned.width_in[1:-1]), pruned.width_in
+    assert _accuracy(pruned, dataset) == (1.0, 1.0)
+
+
+@pytest.mark.parametrize("how", ["prune", "prune_node"])
+def test_kept_first_layer_nodes_each_read_one_triple(kan, dataset, how):
+    pruned = kan.prune(node_th=NODE_TH) if how == "prune" else kan.prune_node(NODE_TH)
+    pruned.get_act()
+    pruned.attribute()
+    scores = pruned.edge_scores[0].detach().double()  # (out = kept layer-1 nodes, in = 9 inputs)
+    assert scores.shape == (pruned.width_in[1], 9)
+    per_triple = torch.stack([scores[:, list(t)].sum(1) for t in TRIPLES], dim=1)  # (kept, 3)
+    share = per_triple / scores.sum(1, keepdim=True)
+    best = share.max(1)
+    assert (best.values >= 0.99).all(), share
+    # accuracy 1.0 needs all three majorities, so together the kept nodes read every triple
+    assert set(best.indices.tolist()) == {0, 1, 2}, share
+
+
+def test_original_model_untouched(kan):
+    """D6: pykan zeroes the original's masks; kanswap leaves every tensor of the original alone."""
+    before = {name: t.clone() for name, t in kan.state_dict().items()}
+    cache = kan.cache_data.clone()
+    width = [list(w) for w in kan.width]
+    kan.prune(node_th=NODE_TH)
+    kan.prune(node_th=NODE_TH, compensate=False)
+    kan.prune_node(NODE_TH)
+    kan.prune_edge(3e-2)
+    kan.prune_input(active_inputs=[0, 1, 2])
+    after = kan.state_dict()
+    assert after.keys() == before.keys()
+    for name, t in before.items():
+        assert torch.equal(after[name], t), name
+    assert torch.equal(kan.cache_data, cache)
+    assert kan.width == width
+    assert int(sum((layer.mask == 0).sum() for layer in kan.act_fun)) == 0
+
+
+def _hyper(model) -> dict:
+    config = model.config()
+    for key in ("width", "state_id"):
+        config.pop(key)
+    layers = [(layer.grid_eps, layer.grid_range, layer.base_fun_name, layer.k, layer.num,
+               layer.scale_sp.requires_grad, layer.scale_base.requires_grad, layer.coef.requires_grad)
+              for layer in model.act_fun]
+    affine = sorted({p.requires_grad for name in ("node_bias", "node_scale", "subnode_bias", "subnode_scale")
+                     for p in getattr(model, name)})
+    return {"config": config, "layers": layers, "affine_requires_grad": affine,
+            "base_fun_name": model.base_fun_name}
+
+
+def test_pruned_model_keeps_hyperparameters_and_rng(kan):
+    """D7: pykan rebuilds the pruned model with default settings and reseeds the RNGs to 1."""
+    custom = KAN(width=[3, 4, 4, 1], grid=4, k=2, noise_scale=0.7, base_fun="identity", symbolic_enabled=False,
+                 affine_trainable=True, grid_eps=0.5, grid_range=[-2, 2], sp_trainable=False, sb_trainable=False,
+                 seed=3)
+    custom(torch.rand(64, 3) * 4 - 2)
+    custom.attribute()
+    keep = [sorted(torch.topk(custom.node_scores[l].detach(), 2).indices.tolist()) for l in (1, 2)]
+    for model, prune_calls in (
+        (kan, [lambda m: m.prune(node_th=NODE_TH), lambda m: m.prune(node_th=NODE_TH, compensate=False),
+               lambda m: m.prune_node(NODE_TH), lambda m: m.prune_edge(3e-2),
+               lambda m: m.prune_input(active_inputs=[0, 1, 2, 3, 4, 5])]),
+        (custom, [lambda m: m.prune(node_th=0.0), lambda m: m.prune_node(active_neurons_id=keep),
+                  lambda m: m.prune_edge(0.0), lambda m: m.prune_input(active_inputs=[0, 2])]),
+    ):
+        expected = _hyper(model)
+        for call in prune_calls:
+            torch.manual_seed(1234)
+            np.random.seed(1234)
+            random.seed(1234)
+            rng = _rng_state()
+            pruned = call(model)
+            assert _rng_equal(_rng_state(), rng), "prune touched a global RNG"
+            assert _hyper(pruned) == expected
+    assert custom.prune_node(active_neurons_id=keep).width_in == [3, 2, 2, 1]
+    assert custom.noise_scale == 0.7 and custom.grid_range == [-2.0, 2.0]  # the values really are non-default
+
+
+@pytest.fixture
+def restore_rng():
+    state = _rng_state()
+    yield
+    _set_rng_state(state)
+
+
+def test_uncompensated_prune_matches_pykan(kan, tmp_path, monkeypatch, restore_rng):
+    """Same state_dict, same cache_data: pykan's prune(node_th=5e-2) keeps the same nodes and edges."""
+    kan_mod = pytest.importorskip("kan", reason="pykan 0.2.8 is needed for the comparison")
+    monkeypatch.chdir(tmp_path)
+    os.makedirs("model")  # pykan's prune forces auto_save and writes ./model (D7)
+    ours = kan.prune(node_th=NODE_TH, compensate=False)
+    ours_comp = kan.prune(node_th=NODE_TH)
+    ref = kan_mod.KAN(width=[9, 10, 10, 1], seed=5, noise_scale=1.0, auto_save=False, device="cpu")
+    ref.load_state_dict(kan.state_dict())
+    with torch.no_grad():
+        ref_out = ref(kan.cache_data)
+    assert torch.allclose(ref_out, _out(kan, kan.cache_data), atol=1e-5)
+    ref_pruned = ref.prune(node_th=NODE_TH)
+    assert ref_pruned.width == ours.width == ours_comp.width
+    assert ours.width_in == [n for n, _ in ref_pruned.width]
+    for mine, theirs in zip(ours.act_fun, ref_pruned.act_fun, strict=True):
+        assert torch.equal(mine.mask.detach().cpu(), theirs.mask.detach().cpu())
+        assert torch.allclose(mine.coef.detach(), theirs.coef.detach())
+
+
+def test_prune_edge_compensation_keeps_the_mean(kan):
+    """D8: folding a removed edge's mean into the bias it fed keeps the fed subnode's mean exactly,
+    and the output mean up to the removed edges' (tiny) variation; without it the mean jumps."""
+    node_pruned = kan.prune_node(NODE_TH)
+    x = node_pruned.cache_data
+    node_pruned.get_act(x)
+    hidden = node_pruned.acts[1].double().mean(0)
+    out = node_pruned.acts[-1].double().mean()
+    changes = {}
+    for compensate in (True, False):
+        pruned = node_pruned.prune_edge(3e-2, compensate=compensate)
+        assert int((pruned.act_fun[0].mask == 0).sum()) > 0  # edges really were removed
+        pruned.get_act(x)
+        hidden_change = (pruned.acts[1].double().mean(0) - hidden).abs().max().item()
+        changes[compensate] = (hidden_change, abs((pruned.acts[-1].double().mean() - out) / out).item())
+    assert changes[True][0] < 1e-6, changes
+    assert changes[True][1] < 1e-4, changes  # measured 1.1e-5: the removed edges' std is up to 5e-5
+    assert changes[False][0] > 1e-2 and changes[False][1] > 1e-2, changes
+
+
+def test_prune_edge_compensation_exact_for_constant_edges():
+    """An edge that is constant over the data: compensation makes the output mean change only by
+    float rounding (< 1e-5 relative), while dropping it changes the mean by the constant."""
+    torch.manual_seed(0)
+    model = KAN(width=[2, 3, 1], seed=0, noise_scale=0.5)
+    x = torch.rand(200, 2) * 2 - 1
+    x[:, 1] = 0.25  # input 1 is constant: its edges have std 0 and score 0
+    model.get_act(x)
+    base = _out(model, x).double().mean()
+    kept = model.prune_edge(1e-8, compensate=True)
+    dropped = model.prune_edge(1e-8, compensate=False)
+    assert torch.equal(kept.act_fun[0].mask[1], torch.zeros(3))
+    assert torch.equal(dropped.act_fun[0].mask[1], torch.zeros(3))
+    rel_kept = abs((_out(kept, x).double().mean() - base) / base).item()
+    rel_dropped = abs((_out(dropped, x).double().mean() - base) / base).item()
+    assert rel_kept < 1e-5, rel_kept
+    assert rel_dropped > 1e-3, rel_dropped
+
+
+def test_prune_node_removing_every_node_raises(kan):
+    with pytest.raises(ValueError, match=r"every node of layer 1\b"):
+        kan.prune_node(10.0)
+    with pytest.raises(ValueError, match=r"every node of layer 1\b"):
+        kan.prune(node_th=10.0)
+
+
+def test_prune_input_keeps_the_right_inputs(kan, dataset, capsys):
+    x = dataset["train_input"]
+    kept = [0, 1, 2]
+    p = kan.prune_input(active_inputs=kept, compensate=False)
+    assert p.input_id.tolist() == kept
+    assert p.width_in == [3] + kan.width_in[1:]
+    assert p.input_dim == 9
+    y = _out(p, x)  # the full-width input is accepted
+    assert y.shape == (x.shape[0], 1)
+    flipped = x.clone()
+    flipped[:, 3:] = 1 - flipped[:, 3:]
+    assert torch.equal(_out(p, flipped), y)  # dropped inputs are ignored
+    flipped = x.clone()
+    flipped[:, :3] = 1 - flipped[:, :3]
+    assert not torch.equal(_out(p, flipped), y)  # kept ones are not
+    # without compensation it is the original with the dropped inputs' edges masked
+    masked = kan.copy()
+    with torch.no_grad():
+        masked.act_fun[0].mask[3:] = 0.0
+    assert torch.allclose(y, _out(masked, x), atol=1e-6)
+    with pytest.raises(ValueError, match="9 features|expects 9"):
+        _out(p, x[:, :3])
+    # all inputs kept: the same function
+    assert torch.allclose(_out(kan.prune_input(active_inputs=range(9)), x), _out(kan, x), atol=1e-6)
+    # auto mode: keep inputs whose node_scores[0] is above the threshold
+    kan.get_act()
+    kan.attribute()
+    scores = kan.node_scores[0].detach()
+    threshold = float(scores.sort().values[4])
+    auto = kan.prune_input(threshold)
+    assert auto.input_id.tolist() == torch.nonzero(scores > threshold).flatten().tolist()
+    assert auto.width_in[0] == 4
+    capsys.readouterr()
+    with pytest.raises(ValueError):
+        kan.prune_input(active_inputs=[9])
+    with pytest.raises(ValueError, match="every input"):
+        kan.prune_input(10.0)
+
+
+def test_prune_node_manual(kan, dataset):
+    x = dataset["train_input"]
+    # keeping every node, in any order, is the identity
+    everything = kan.prune_node(active_neurons_id=[list(range(9, -1, -1)), list(range(10))])
+    assert everything.width_in == kan.width_in
+    assert torch.allclose(_out(everything, x), _out(kan, x), atol=1e-6)
+    # keep the most important nodes by id (mode='manual' is implied by active_neurons_id)
+    kan.get_act()
+    kan.attribute()
+    l1 = torch.topk(kan.node_scores[1].detach(), 3).indices.tolist()
+    l2 = torch.topk(kan.node_scores[2].detach(), 1).indices.tolist()
+    manual = kan.prune_node(active_neurons_id=[l1[::-1], l2], compensate=False)
+    rows = sorted(l1)
+    assert manual.width_in == [9, 3, 1, 1]
+    assert torch.equal(manual.act_fun[0].coef, kan.act_fun[0].coef[:, rows])
+    assert torch.equal(manual.act_fun[0].grid, kan.act_fun[0].grid)
+    assert torch.equal(manual.act_fun[1].coef, kan.act_fun[1].coef[rows][:, l2])
+    assert torch.equal(manual.act_fun[1].grid, kan.act_fun[1].grid[rows])
+    assert torch.equal(manual.act_fun[2].coef, kan.act_fun[2].coef[l2])
+    compensated = kan.prune_node(mode="manual", active_neurons_id=[l1, l2])
+    assert _accuracy(compensated, dataset) == (1.0, 1.0)
+    with pytest.raises(ValueError, match="one list per hidden layer"):
+        kan.prune_node(active_neurons_id=[l1])
+    with pytest.raises(ValueError, match="active_neurons_id"):
+        kan.prune_node(active_neurons_id=[[10], l2])
+    with pytest.raises(ValueError, match="mode"):
+        kan.prune_node(mode="by-hand")
