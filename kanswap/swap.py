@@ -134,7 +134,11 @@ def connection_cost(scores: Sequence[Tensor]) -> Tensor:
     Returns:
         0-d tensor ``sum_l sum_{a,b} |u_a - v_b| * scores[l][a, b]`` in the dtype of ``scores[0]``.
     """
-    scores = _check_scores(scores)
+    # Each layer's cost stands alone: a layer with mult nodes has more rows (subnodes) in the
+    # matrix before it than columns (nodes) in the one after, so no chain check here.
+    if isinstance(scores, Tensor) or not isinstance(scores, Sequence) or len(scores) == 0:
+        raise ValueError("scores must be a non-empty list of 2-D score matrices (one per layer)")
+    scores = [_check_matrix(m, f"scores[{k}]") for k, m in enumerate(scores)]
     total = torch.zeros((), dtype=scores[0].dtype, device=scores[0].device)
     for s in scores:
         total = total + (_dist(s.shape[0], s.shape[1], s.dtype, s.device) * s).sum()

@@ -1,0 +1,203 @@
+"""swap / auto_swap on models, against pykan (BEHAVIOR.md §10, §12) and its defects D1-D5, D9, D20, D23."""
+
+import copy
+
+import kan
+import numpy as np
+import pytest
+import torch
+
+from kanswap import KAN, MLP
+
+pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+
+
+def _trained_kan(width, seed=0, steps=3):
+    torch.manual_seed(seed)
+    n_in = width[0] if isinstance(width[0], int) else width[0][0]
+    x = torch.rand(64, n_in) * 2 - 1
+    y = torch.sin(3 * x[:, :1]) + x[:, -1:] ** 2
+    data = {"train_input": x[:48], "train_label": y[:48], "test_input": x[48:], "test_label": y[48:]}
+    model = KAN(width=width, seed=seed, grid=3, noise_scale=1.0)
+    np.random.seed(seed)
+    model.fit(data, opt="LBFGS", steps=steps, update_grid=False)
+    model.get_act(data["train_input"])
+    return model, data
+
+
+def _pykan_twin(model):
+    ref = kan.KAN(width=copy.deepcopy(model.width), grid=model.grid, k=model.k, seed=0, auto_save=False)
+    ref.load_state_dict(model.state_dict())
+    ref.get_act(model.cache_data)
+    return ref
+
+
+def _fresh_cc(pk_model):
+    pk_model.get_act()
+    pk_model.attribute()
+    return float(pk_model.connection_cost)
+
+
+@pytest.mark.parametrize("width", [pytest.param([5, 7, 7, 7, 2], id="5-7-7-7-2"),
+                                   pytest.param([4, 6, 6, 1], id="4-6-6-1")])
+def test_greedy_auto_swap_equals_pykan(width):
+    ours, _ = _trained_kan(width)
+    ref = _pykan_twin(ours)
+    before = ours(ours.cache_data).detach()
+    coef_before = ours.act_fun[1].coef.detach().clone()
+    ours.auto_swap()
+    ref.auto_swap()
+    cc_ref = _fresh_cc(ref)
+    assert not torch.equal(ours.act_fun[1].coef, coef_before)  # the test is only worth it if nodes moved
+    assert float(ours.connection_cost) == pytest.approx(cc_ref, rel=1e-6)
+    # same permutation: the swapped parameters agree (ties in float32 would show here)
+    for name, tensor in ref.state_dict().items():
+        torch.testing.assert_close(ours.state_dict()[name], tensor, atol=1e-6, rtol=0, msg=name)
+    torch.testing.assert_close(ours(ours.cache_data).detach(), before, atol=1e-6, rtol=0)
+
+
+def test_auto_swap_l_uses_each_layers_width_D2():
+    """pykan's auto_swap_l uses width_in[1] for every layer: on [3, 6, 4, 1] layer 2 raises an
+    IndexError there. kanswap places all nodes of each layer; layer 1 still equals pykan's."""
+    ours, _ = _trained_kan([3, 6, 4, 1], seed=1)
+    ref = _pykan_twin(ours)
+    ours.auto_swap_l(1)
+    ref.auto_swap_l(1)
+    for name, tensor in ref.state_dict().items():
+        torch.testing.assert_close(ours.state_dict()[name], tensor, atol=1e-6, rtol=0, msg=name)
+    with pytest.raises(IndexError):
+        ref.auto_swap_l(2)
+    before = float(ours.connection_cost)
+    ours.auto_swap_l(2)
+    assert float(ours.connection_cost) <= before + 1e-7
+
+
+def test_auto_swap_does_not_rerun_model_per_candidate_D4(monkeypatch):
+    ours, _ = _trained_kan([5, 7, 7, 7, 2])
+    calls = []
+    original = KAN.forward
+    monkeypatch.setattr(KAN, "forward", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    ours.auto_swap()
+    # one attribution pass plus one refresh per permuted layer; pykan runs (L-1) n^2 = 147
+    assert len(calls) <= 1 + 3
+
+
+def test_auto_swap_leaves_fresh_state_D3():
+    ours, _ = _trained_kan([3, 4, 1], seed=0)
+    ours.auto_swap()
+    stale = [s.detach().clone() for s in ours.edge_scores]
+    ours.get_act()
+    ours.attribute()
+    for a, b in zip(stale, ours.edge_scores, strict=True):
+        torch.testing.assert_close(a, b.detach(), atol=1e-7, rtol=0)
+
+
+def test_swap_keeps_function_with_affine_values_D1():
+    ours, _ = _trained_kan([3, 5, 2], seed=2, steps=1)
+    with torch.no_grad():
+        for name in ("node_scale_0", "node_bias_0", "subnode_scale_0", "subnode_bias_0"):
+            getattr(ours, name).copy_(torch.randn(getattr(ours, name).shape))
+    x = ours.cache_data
+    before = ours(x).detach()
+    ours.swap(1, 0, 2)
+    torch.testing.assert_close(ours(x).detach(), before, atol=1e-6, rtol=0)
+    assert float(ours.node_scale_0[0]) != float(ours.node_scale_0[2])
+
+
+def test_swap_moves_mult_node_groups_D23():
+    torch.manual_seed(0)
+    model = KAN(width=[3, [2, 2], 1], seed=0)
+    with torch.no_grad():
+        model.subnode_bias_0.copy_(torch.randn(6))
+    x = torch.rand(20, 3) * 2 - 1
+    before = model(x).detach()
+    model.swap(1, 2, 3)  # the two mult nodes, with their subnode pairs
+    torch.testing.assert_close(model(x).detach(), before, atol=1e-6, rtol=0)
+    model.auto_swap()
+    torch.testing.assert_close(model(x).detach(), before, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="sum nodes"):
+        model.swap(1, 0, 3)
+
+
+def test_optimal_never_above_greedy_on_model():
+    ours, _ = _trained_kan([5, 7, 7, 7, 2])
+    greedy = ours.copy()
+    greedy.get_act(ours.cache_data)
+    greedy.auto_swap()
+    before = ours(ours.cache_data).detach()
+    ours.auto_swap(method="optimal")
+    assert float(ours.connection_cost) <= float(greedy.connection_cost) + 1e-7
+    torch.testing.assert_close(ours(ours.cache_data).detach(), before, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("call,match", [
+    pytest.param(lambda m: m.swap(0, 0, 1), "hidden node layer", id="layer0"),
+    pytest.param(lambda m: m.swap(2, 0, 1), "hidden node layer", id="layer-out-of-range"),
+    pytest.param(lambda m: m.swap(1, 0, 9), "out of range", id="node-out-of-range"),
+    pytest.param(lambda m: m.auto_swap(method="best"), "unknown method", id="method"),
+    pytest.param(lambda m: m.auto_swap_l(5), "hidden node layer", id="auto_swap_l"),
+])
+def test_swap_errors(call, match):
+    model = KAN(width=[2, 3, 1], seed=0)
+    model(torch.rand(5, 2))
+    with pytest.raises(ValueError, match=match):
+        call(model)
+
+
+def test_width_one_and_dead_neurons():
+    model = KAN(width=[2, 1, 3, 1], seed=0)
+    x = torch.rand(16, 2)
+    model(x)
+    with torch.no_grad():
+        model.act_fun[1].mask[:, 1] = 0  # node 1 of layer 2 receives nothing: a dead neuron
+        model.act_fun[2].mask[1, :] = 0
+    before = model(x).detach()
+    model.auto_swap()
+    model.auto_swap(method="optimal")
+    torch.testing.assert_close(model(x).detach(), before, atol=1e-6, rtol=0)
+
+
+def test_symbolic_checkpoint_refused_D5():
+    model = KAN(width=[2, 3, 1], seed=0)
+    state = model.state_dict()
+    state["symbolic_fun.0.mask"][0, 0] = 1.0
+    with pytest.raises(NotImplementedError, match="symbolic"):
+        KAN(width=[2, 3, 1], seed=0).load_state_dict(state)
+
+
+def test_prune_edge_on_fresh_model_D9():
+    model = KAN(width=[2, 3, 1], seed=0)
+    model(torch.rand(16, 2))
+    pruned = model.prune_edge(threshold=1e9)  # no attribute() first; removes every edge
+    assert all(float(layer.mask.sum()) == 0 for layer in pruned.act_fun)
+    assert all(float(layer.mask.sum()) > 0 for layer in model.act_fun)
+
+
+def test_mlp_D20(monkeypatch):
+    state = torch.get_rng_state()
+    import importlib
+
+    import kanswap.mlp
+
+    importlib.reload(kanswap.mlp)
+    assert torch.equal(torch.get_rng_state(), state)  # importing does not reseed
+    relu = MLP([3, 4, 1], act="relu", seed=0)
+    silu = MLP([3, 4, 1], seed=0)
+    x = torch.randn(8, 3)
+    assert not torch.allclose(relu(x), silu(x))  # act is honoured
+    with pytest.raises(ValueError, match="reg_metric"):
+        silu.reg("bogus", 1.0, 1.0)
+    data = {"train_input": x, "train_label": x[:, :1], "test_input": x, "test_label": x[:, :1]}
+    silu.fit(data, opt="Adam", steps=2, lamb=0.01, reg_metric="fa", lr=0.01)  # pykan: AttributeError
+
+
+def test_mlp_swap_and_auto_swap_keep_output():
+    model = MLP([3, 6, 5, 2], seed=0)
+    x = torch.randn(20, 3)
+    before = model(x).detach()
+    model.swap(1, 0, 4)
+    model.auto_swap()
+    torch.testing.assert_close(model(x).detach(), before, atol=1e-6, rtol=0)
+    greedy = float(model.connection_cost)
+    model.auto_swap(method="optimal")
+    assert float(model.connection_cost) <= greedy + 1e-7
