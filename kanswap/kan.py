@@ -535,12 +535,13 @@ class KAN(nn.Module):
             raise ValueError(f"layer l must be a hidden node layer in 1..{self.depth - 1}, got {l!r}")
 
     @torch.no_grad()
-    def permute_layer(self, l: int, perm) -> None:
+    def permute_layer(self, l: int, perm, refresh: bool = True) -> None:
         """Reorder the nodes of hidden node layer l: new node p is old node perm[p].
 
         Moves every parameter indexed by those nodes exactly once (incoming edges, outgoing edges
         and grid rows, node and subnode affine values, mult-node groups as a whole, their
-        arities), so the model's function is unchanged; then recomputes the cached records.
+        arities), so the model's function is unchanged; then recomputes the cached records
+        (``refresh=False`` leaves that to the caller, for several layers at once).
         """
         self._check_node_layer(l)
         n = self.width_in[l]
@@ -565,7 +566,8 @@ class KAN(nn.Module):
         if not self.mult_homo and self.width[l][1]:
             arities = self.mult_arity[l]
             self.mult_arity[l] = [arities[int(p) - n_sum] for p in perm[n_sum:]]
-        self._refresh()
+        if refresh:
+            self._refresh()
 
     def _refresh(self) -> None:
         """Recompute records and scores on the cached data after a structural change (pykan
@@ -627,9 +629,13 @@ class KAN(nn.Module):
             perms = self._auto_swap_mult(layers)
         else:
             perms = swap_math.layer_perms(self._score_matrices(), layers, method)
+        moved = False
         for l, perm in perms.items():
             if not torch.equal(perm.cpu(), torch.arange(len(perm))):
-                self.permute_layer(l, perm)
+                self.permute_layer(l, perm, refresh=False)
+                moved = True
+        if moved:
+            self._refresh()
 
     def _auto_swap_mult(self, layers: list[int]) -> dict[int, torch.Tensor]:
         """Greedy for layers with mult nodes: candidate swaps (same node kind) are scored by the
