@@ -146,3 +146,8 @@ def test_reg_unknown_metric():
     m(torch.rand(5, 3))
     with pytest.raises(ValueError, match="nope"):
         m.reg("nope")
+
+
+def test_forward_other_device(model):
+    with pytest.raises(ValueError, match=r"meta.*cpu"):
+        model(torch.empty(5, 3, device="meta"))

@@ -238,3 +238,18 @@ def test_plot_summary(kan, mlp, tmp_path):
     assert kan_ax.get_title() == "KAN" and mlp_ax.get_title() == "MLP"
     with pytest.raises(ValueError, match="titles"):
         plot_summary([kan], ["a", "b"], None)
+
+
+def test_kan_plot_fractional_mask_colour_D24():
+    """pykan tests `mask == 1.`, so a mask of 0.5 reuses the previous edge's colour; here any
+    positive mask is a numeric (black) edge, and a zero mask gets no inset."""
+    model = KAN(width=[2, 2, 1], seed=0)
+    with torch.no_grad():
+        model.act_fun[0].mask[0, 1] = 0.5
+        model.act_fun[0].mask[1, 0] = 0.0
+    model(torch.rand(16, 2))
+    fig = model.plot()
+    edges = {(e["layer"], e["i"], e["j"]): e for e in fig.kanswap_edges}
+    assert edges[(0, 0, 1)]["alpha"] > 0 and not edges[(0, 0, 1)]["masked"]
+    assert edges[(0, 1, 0)]["alpha"] == 0 and edges[(0, 1, 0)]["masked"]
+    assert len(fig.axes[0].child_axes) == 5  # 6 edges, one masked
