@@ -27,6 +27,7 @@ __all__ = [
     "extend_grid",
     "uniform_grid",
     "local_basis",
+    "local_parts",
     "bspline_local",
     "bspline_basis",
     "coef_to_curve",
@@ -197,18 +198,60 @@ def _horner(coef: list[torch.Tensor], u: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def _uniform_local(u: torch.Tensor, tf: torch.Tensor, inv_h: torch.Tensor, P: int, k: int, derivative: bool):
+    """Uniform grids: each of the k+1 local functions is one fixed polynomial in u, evaluated by
+    Horner on (B, n) tensors with scalar coefficients and masked there. Returns lists of k+1
+    (B, n) tensors (values, and derivatives or None).
+
+    Working on (B, n) tensors rather than (B, n, k+1) ones with broadcast coefficient rows, and
+    never interleaving them into (B, n, k+1): 19 ms -> 5 ms for the local basis at (1024, 256),
+    k=3, one core."""
+    n_basis = P - 1 - k
+    poly = _uniform_poly(k).tolist()  # poly[p][r]: coefficient of u^p in function r
+    inside = (tf >= 0) & (tf <= P - 2)
+    values, dvalues = [], []
+    for r in range(k + 1):
+        s = tf + (r - k)
+        mask = (inside & (s >= 0) & (s <= n_basis - 1)).to(u.dtype)
+        v = u * poly[k][r] + poly[k - 1][r]
+        for p in range(k - 2, -1, -1):
+            v = v.mul_(u).add_(poly[p][r])
+        values.append(v.clamp_(min=0.0).mul_(mask))  # B-splines are >= 0; Horner can round 0 to -1e-17
+        if derivative:
+            d = torch.full_like(u, k * poly[k][r]) if k == 1 else u * (k * poly[k][r]) + (k - 1) * poly[k - 1][r]
+            for p in range(k - 3, -1, -1):
+                d = d.mul_(u).add_((p + 1) * poly[p + 1][r])
+            dvalues.append(d.mul_(mask).mul_(inv_h))
+    return values, (dvalues if derivative else None)
+
+
+def local_parts(x: torch.Tensor, grid: torch.Tensor, k: int, derivative: bool = False):
+    """The k+1 local basis functions of each x as lists: ``(values, first, dvalues)``, values and
+    dvalues lists of k+1 (B, n) tensors (dvalues None unless asked), first (B, n) int64 = t - k,
+    so values[r] is B_{first + r, k}(x); functions that do not exist and points outside
+    [g_0, g_{P-1}) get 0. The layout the layer wants: each entry is scattered into its column."""
+    if k >= 1 and not torch.compiler.is_compiling():
+        tf, u, inv_w, coefs = _interval_index(x, grid, k)
+        if coefs is None:
+            values, dvalues = _uniform_local(u, tf, inv_w, grid.shape[1], k, derivative)
+            return values, tf.long() - k, dvalues
+    values, s, dvalues = _local(x, grid, k, derivative)
+    return list(values.unbind(-1)), s[..., 0].long(), (list(dvalues.unbind(-1)) if derivative else None)
+
+
 def _local(x: torch.Tensor, grid: torch.Tensor, k: int, derivative: bool):
     """(values (B, n, k+1), function index s (B, n, k+1) float, dvalues or None) of the k+1 local
     functions B_{t-k+r, k}, r = 0..k; values of functions that do not exist, and of points outside
     [g_0, g_{P-1}), are 0.
 
     On every interval the local functions are polynomials of degree k in the interval fraction u,
-    so evaluation is one Horner pass over k+1 coefficient rows: shared by all intervals on uniform
-    grids (pykan's initial ones), looked up per interval otherwise. Traced code (torch.compile)
-    and k = 0 use de Boor's triangle directly.
+    so evaluation is a Horner pass: with fixed coefficients on uniform grids (pykan's initial
+    ones), with coefficients looked up per interval otherwise. Traced code (torch.compile) and k = 0
+    use de Boor's triangle directly.
     """
     P = grid.shape[1]
     n_basis = P - 1 - k
+    s = None
     if k == 0 or torch.compiler.is_compiling() or (k > 3 and _uniform_step(grid) is None):
         # k > 3 on non-uniform grids: the per-interval polynomials lose accuracy in float32 (1.6e-6
         # at k=5 against de Boor's 3e-7), so de Boor's stable triangle runs there.
@@ -216,16 +259,16 @@ def _local(x: torch.Tensor, grid: torch.Tensor, k: int, derivative: bool):
         tf = t.to(x.dtype)
         xc = torch.nan_to_num(x.clamp(grid[:, 0], grid[:, -1]), nan=0.0)
         values, dvalues = _de_boor(xc, grid, k, t.clamp(0, P - 2), derivative)
-        poly = None
     else:
         tf, u, inv_w, coefs = _interval_index(x, grid, k)
         if coefs is None:
-            poly = _uniform_poly(k).to(device=x.device, dtype=x.dtype)
-            rows = [poly[p] for p in range(k + 1)]
-        else:
-            rows = [coefs[..., p, :] for p in range(k + 1)]
+            values, dvalues = _uniform_local(u, tf, inv_w, P, k, derivative)
+            s = tf.unsqueeze(-1) + torch.arange(-k, 1, dtype=x.dtype, device=x.device)
+            return torch.stack(values, -1), s, (torch.stack(dvalues, -1) if derivative else None)
+        rows = [coefs[..., p, :] for p in range(k + 1)]
         ue = u.unsqueeze(-1)
-        values = _horner(rows, ue)
+        # B-splines are non-negative; the polynomial form can round a zero to -1e-17.
+        values = _horner(rows, ue).clamp_(min=0.0)
         dvalues = None
         if derivative:
             drows = [rows[p] * p for p in range(1, k + 1)]

@@ -442,13 +442,13 @@ def optimal_perms(scores: Sequence[Tensor], max_sweeps: int = 100, tol: float = 
     than 0.01% of the cost. Small models (the reference KAN and MLP) converge exactly well before.
     After exact convergence no pairwise swap can help (each layer is an assignment optimum given
     its neighbours), so the polish only runs after an early stop, for at most ``max_swaps`` swaps
-    (default: the total hidden width), each O(n^2).
+    (default 16: each costs O(n^2), ~40 ms at n=1024, and gains little after the sweeps).
 
     Args:
         scores: ``L`` score matrices, ``scores[l]`` of shape ``(n_{l+1}, n_l)``.
         max_sweeps: maximum number of assignment sweeps (``>= 0``; 0 means greedy + polish).
         tol: stop when a sweep lowers the cost by no more than ``tol * cost`` (``>= 0``).
-        max_swaps: cap on polish swaps (``None``: the total width of the hidden layers).
+        max_swaps: cap on polish swaps after an early stop (``None``: 16).
 
     Returns:
         ``L-1`` int64 permutations, ``perms[l-1]`` of shape ``(n_l,)``, as in :func:`greedy_perms`.
@@ -464,7 +464,7 @@ def optimal_perms(scores: Sequence[Tensor], max_sweeps: int = 100, tol: float = 
     s64 = [s.detach().to(torch.float64) for s in scores]
     greedy = [p.cpu().numpy() for p in _greedy_perms(s64)]
     if max_swaps is None:
-        max_swaps = sum(s.shape[1] for s in scores[1:])
+        max_swaps = 16
     perms, _ = _lsa_descent(s64, greedy, max_sweeps, float(tol), int(max_swaps))
     return [torch.from_numpy(p).to(device) for p in perms]
 
