@@ -26,7 +26,6 @@ import torch.nn.functional as F
 __all__ = [
     "extend_grid",
     "uniform_grid",
-    "local_basis",
     "local_parts",
     "bspline_local",
     "bspline_basis",
@@ -83,8 +82,6 @@ def _uniform_step(grid: torch.Tensor) -> torch.Tensor | None:
     h, and the closed form then stays within ~2e-7 of de Boor's values) and 1e-13 in float64, so
     float64 callers get de Boor's exact values on any grid that is not uniform to float64 precision.
     """
-    if torch.compiler.is_compiling():
-        return None  # the check is a host-side branch on data: traced code takes de Boor's path
     tol = 1e-13 if grid.dtype == torch.float64 else 1e-6
     diffs = grid[:, 1:] - grid[:, :-1]
     h = (grid[:, -1] - grid[:, 0]) / (grid.shape[1] - 1)
@@ -130,54 +127,75 @@ def _de_boor(x: torch.Tensor, grid: torch.Tensor, k: int, t: torch.Tensor, deriv
     return values, dvalues
 
 
-def _grid_polys(grid: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Piecewise-polynomial form of the basis on any grid, cached on the grid tensor.
+class _GridInfo:
+    """What evaluating the basis needs to know about a grid, computed once per grid value.
 
-    Returns poly (n, P-1, k+1, k+1) float64 and inv_w (n, P-1) float64: on interval t of row i,
-    the local functions B_{t-k+r, k} are [1, u, .., u^k] @ poly[i, t] with u = (x - g_t) inv_w[i, t]
-    (0 for zero-width intervals, which no point falls in). Built by fitting de Boor's values at k+1
-    points per interval; rebuilt whenever the grid's values change (checked with one torch.equal).
+    inv_h (n,) when the grid is uniform (one polynomial matrix serves every interval), else
+    poly (n * (P-1), (k+1)^2) and inv_w (P-1, n): the local functions' coefficients on every
+    interval, [1, u, .., u^k] @ poly[row, t] with u = (x - g_t) inv_w[t, row] (0 for zero-width
+    intervals, which no point falls in), fitted to de Boor's values at k+1 points per interval.
     """
-    cache = getattr(grid, "_kanswap_polys", None)
-    if cache is not None and cache[0] == k and cache[1].shape == grid.shape and torch.equal(cache[1], grid):
-        return cache[2], cache[3]
-    n, P = grid.shape
-    g = grid.detach().double()
-    width = g[:, 1:] - g[:, :-1]  # (n, P-1)
-    u = (torch.arange(k + 1, dtype=torch.float64, device=g.device) + 0.5) / (k + 1)
-    points = (g[:, :-1, None] + width[..., None] * u).reshape(n * (P - 1), k + 1).t()  # (k+1, N)
-    rows = g.repeat_interleave(P - 1, dim=0)  # (N, P)
-    t = torch.arange(P - 1, device=g.device).repeat(n).expand(k + 1, n * (P - 1))
-    values, _ = _de_boor(points, rows, k, t, False)  # (k+1 points, N, k+1 functions)
-    poly = torch.linalg.solve(torch.linalg.vander(u, N=k + 1), values.transpose(0, 1))  # (N, k+1, k+1)
-    nonempty = width > 0
-    poly = poly.reshape(n, P - 1, k + 1, k + 1) * nonempty[..., None, None]
-    inv_w = torch.where(nonempty, 1.0 / torch.where(nonempty, width, torch.ones_like(width)), torch.zeros_like(width))
-    grid._kanswap_polys = (k, grid.detach().clone(), poly, inv_w)
-    return poly, inv_w
+
+    def __init__(self, grid: torch.Tensor, k: int):
+        self.k = k
+        self.grid = grid.detach().clone()
+        self.grid_t = self.grid.t().contiguous()  # (P, n): gather rows by interval index
+        self.inv_h = _uniform_step(self.grid)
+        self.poly = self.inv_w = None
+        if self.inv_h is None and k <= 3:
+            self._fit_polys()
+
+    def _fit_polys(self) -> None:
+        n, P = self.grid.shape
+        k = self.k
+        g = self.grid.double()
+        width = g[:, 1:] - g[:, :-1]  # (n, P-1)
+        u = (torch.arange(k + 1, dtype=torch.float64, device=g.device) + 0.5) / (k + 1)
+        points = (g[:, :-1, None] + width[..., None] * u).reshape(n * (P - 1), k + 1).t()  # (k+1, N)
+        rows = g.repeat_interleave(P - 1, dim=0)  # (N, P)
+        t = torch.arange(P - 1, device=g.device).repeat(n).expand(k + 1, n * (P - 1))
+        values, _ = _de_boor(points, rows, k, t, False)  # (k+1 points, N, k+1 functions)
+        poly = torch.linalg.solve(torch.linalg.vander(u, N=k + 1), values.transpose(0, 1))  # (N, k+1, k+1)
+        nonempty = width > 0
+        poly = poly.reshape(n, P - 1, k + 1, k + 1) * nonempty[..., None, None]
+        inv_w = torch.where(nonempty, 1.0 / torch.where(nonempty, width, torch.ones_like(width)),
+                            torch.zeros_like(width))
+        dtype = self.grid.dtype
+        self.poly = poly.reshape(n * (P - 1), (k + 1) * (k + 1)).to(dtype)
+        self.inv_w = inv_w.t().contiguous().to(dtype)
+
+    @staticmethod
+    def of(grid: torch.Tensor, k: int) -> _GridInfo:
+        """The info for grid, cached on the grid tensor and rebuilt when its values change (one
+        torch.equal per call: in-place updates through .data do not bump tensor versions)."""
+        info = getattr(grid, "_kanswap_info", None)
+        if (info is None or info.k != k or info.grid.shape != grid.shape or info.grid.dtype != grid.dtype
+                or info.grid.device != grid.device or not torch.equal(info.grid, grid)):
+            info = _GridInfo(grid, k)
+            grid._kanswap_info = info
+        return info
 
 
-def _interval_index(x: torch.Tensor, grid: torch.Tensor, k: int):
+def _interval_index(x: torch.Tensor, info: _GridInfo):
     """Knot interval t of each x (float, (B, n), -1 .. P-1), the fraction u of x in it (clamped to
-    [0, 1]) and the interval's 1/width (B, n), plus the polynomial coefficients (B, n, k+1, k+1) of
-    the local functions on it when the grid is not uniform (None on uniform grids, which share one
-    matrix). t = -1 left of the grid, P - 1 at/after the last knot or NaN."""
-    P = grid.shape[1]
-    grid_t = grid.t().contiguous()
-    inv_h = _uniform_step(grid)
-    if inv_h is None:
-        t = torch.searchsorted(grid.contiguous(), x.t().contiguous(), right=True).t() - 1
+    [0, 1]) and the interval's 1/width, plus the local functions' coefficients (B, n, k+1, k+1) when
+    the grid is not uniform (None on uniform grids, which share one matrix). t = -1 left of the
+    grid, P - 1 at/after the last knot or NaN."""
+    grid_t, k = info.grid_t, info.k
+    P = grid_t.shape[0]
+    if info.inv_h is None:
+        t = torch.searchsorted(info.grid, x.t().contiguous(), right=True).t() - 1
         tf = t.to(x.dtype)
         ti = t.clamp_(0, P - 2)
-        poly, inv_w = _grid_polys(grid, k)
         row = torch.arange(x.shape[1], device=x.device) * (P - 1)
-        coefs = poly.to(x.dtype).reshape(-1, (k + 1) * (k + 1))[ti + row].view(*x.shape, k + 1, k + 1)
-        winv = inv_w.to(x.dtype).t().contiguous().gather(0, ti)
+        coefs = info.poly[ti + row].view(*x.shape, k + 1, k + 1)
+        winv = info.inv_w.gather(0, ti)
         u = torch.nan_to_num_(((x - grid_t.gather(0, ti)) * winv).clamp_(0.0, 1.0), nan=0.0)
         return tf, u, winv, coefs
+    inv_h = info.inv_h
     # One floor instead of a searchsorted (20 ms -> 1 ms at (1024, 256)). NaN goes right of the
     # grid, as searchsorted puts it; the clamp keeps far-away points finite.
-    tf = torch.nan_to_num_((x - grid[:, 0]) * inv_h, nan=P - 1.0).clamp_(-1.0, P - 1.0).floor_()
+    tf = torch.nan_to_num_((x - grid_t[0]) * inv_h, nan=P - 1.0).clamp_(-1.0, P - 1.0).floor_()
     # Rounding can put a point lying on a knot one interval off: compare with the actual knots so
     # that intervals stay half-open like searchsorted's (one-sided derivatives at knots for k = 1
     # depend on it). u comes from the knot itself, not from (x - g_0) / h, which loses log2(P)
@@ -225,74 +243,63 @@ def _uniform_local(u: torch.Tensor, tf: torch.Tensor, inv_h: torch.Tensor, P: in
     return values, (dvalues if derivative else None)
 
 
-def local_parts(x: torch.Tensor, grid: torch.Tensor, k: int, derivative: bool = False):
-    """The k+1 local basis functions of each x as lists: ``(values, first, dvalues)``, values and
-    dvalues lists of k+1 (B, n) tensors (dvalues None unless asked), first (B, n) int64 = t - k,
-    so values[r] is B_{first + r, k}(x); functions that do not exist and points outside
-    [g_0, g_{P-1}) get 0. The layout the layer wants: each entry is scattered into its column."""
-    if k >= 1 and not torch.compiler.is_compiling():
-        tf, u, inv_w, coefs = _interval_index(x, grid, k)
-        if coefs is None:
-            values, dvalues = _uniform_local(u, tf, inv_w, grid.shape[1], k, derivative)
-            return values, tf.long() - k, dvalues
-    values, s, dvalues = _local(x, grid, k, derivative)
-    return list(values.unbind(-1)), s[..., 0].long(), (list(dvalues.unbind(-1)) if derivative else None)
+# Below this many local values (B * n * (k+1)) the (B, n, k+1) formulation wins: fewer ops, and op
+# count, not bytes, is the cost there (the reference KAN's layers: 409 x 10 x 4 = 16k).
+_SMALL = 1 << 16
 
 
-def _local(x: torch.Tensor, grid: torch.Tensor, k: int, derivative: bool):
-    """(values (B, n, k+1), function index s (B, n, k+1) float, dvalues or None) of the k+1 local
-    functions B_{t-k+r, k}, r = 0..k; values of functions that do not exist, and of points outside
-    [g_0, g_{P-1}), are 0.
+def _local(x: torch.Tensor, grid: torch.Tensor, k: int, derivative: bool, as_list: bool):
+    """The k+1 local functions B_{t-k+r, k}, r = 0..k, of each x: ``(values, tf, dvalues)`` with tf
+    (B, n) the knot interval index (float); values/dvalues (B, n, k+1) tensors, or lists of k+1
+    (B, n) tensors when ``as_list`` and that is how they were computed. Functions that do not
+    exist, and points outside [g_0, g_{P-1}), get 0; dvalues is None unless asked.
 
     On every interval the local functions are polynomials of degree k in the interval fraction u,
     so evaluation is a Horner pass: with fixed coefficients on uniform grids (pykan's initial
-    ones), with coefficients looked up per interval otherwise. Traced code (torch.compile) and k = 0
-    use de Boor's triangle directly.
+    ones), with coefficients looked up per interval otherwise. Traced code (torch.compile), k = 0
+    and k > 3 on non-uniform grids (where float32 Horner loses accuracy: 1.6e-6 at k=5 against de
+    Boor's 3e-7) use de Boor's triangle.
     """
     P = grid.shape[1]
     n_basis = P - 1 - k
-    s = None
-    if k == 0 or torch.compiler.is_compiling() or (k > 3 and _uniform_step(grid) is None):
-        # k > 3 on non-uniform grids: the per-interval polynomials lose accuracy in float32 (1.6e-6
-        # at k=5 against de Boor's 3e-7), so de Boor's stable triangle runs there.
+    info = None if (k == 0 or torch.compiler.is_compiling()) else _GridInfo.of(grid, k)
+    if info is None or (info.inv_h is None and info.poly is None):
         t = torch.searchsorted(grid.contiguous(), x.t().contiguous(), right=True).t() - 1
         tf = t.to(x.dtype)
         xc = torch.nan_to_num(x.clamp(grid[:, 0], grid[:, -1]), nan=0.0)
         values, dvalues = _de_boor(xc, grid, k, t.clamp(0, P - 2), derivative)
     else:
-        tf, u, inv_w, coefs = _interval_index(x, grid, k)
-        if coefs is None:
+        tf, u, inv_w, coefs = _interval_index(x, info)
+        if coefs is None and x.numel() * (k + 1) > _SMALL:
             values, dvalues = _uniform_local(u, tf, inv_w, P, k, derivative)
-            s = tf.unsqueeze(-1) + torch.arange(-k, 1, dtype=x.dtype, device=x.device)
-            return torch.stack(values, -1), s, (torch.stack(dvalues, -1) if derivative else None)
-        rows = [coefs[..., p, :] for p in range(k + 1)]
+            if not as_list:
+                values = torch.stack(values, -1)
+                dvalues = torch.stack(dvalues, -1) if derivative else None
+            return values, tf, dvalues
+        if coefs is None:
+            poly = _uniform_poly(k).to(device=x.device, dtype=x.dtype)
+            rows = [poly[p] for p in range(k + 1)]
+        else:
+            rows = [coefs[..., p, :] for p in range(k + 1)]
         ue = u.unsqueeze(-1)
         # B-splines are non-negative; the polynomial form can round a zero to -1e-17.
         values = _horner(rows, ue).clamp_(min=0.0)
         dvalues = None
         if derivative:
-            drows = [rows[p] * p for p in range(1, k + 1)]
-            dvalues = _horner(drows, ue) * inv_w.unsqueeze(-1)
+            dvalues = _horner([rows[p] * p for p in range(1, k + 1)], ue) * inv_w.unsqueeze(-1)
     s = tf.unsqueeze(-1) + torch.arange(-k, 1, dtype=x.dtype, device=x.device)
     inside = ((tf >= 0) & (tf <= P - 2)).to(x.dtype).unsqueeze(-1)
     mask = ((s >= 0) & (s <= n_basis - 1)).to(x.dtype) * inside
-    return values * mask, s, (dvalues * mask if derivative else None)
+    return values * mask, tf, (dvalues * mask if derivative else None)
 
 
-def local_basis(x: torch.Tensor, grid: torch.Tensor, k: int, derivative: bool = False):
-    """The k + 1 basis functions that can be non-zero at each input, and their columns.
-
-    x: (B, n); grid: (n, P) sorted rows. Returns ``(values, cols, dvalues)``: values (B, n, k + 1)
-    are ``B_{t-k+r, k}(x)``, r = 0..k, for the knot interval t of x (g_t <= x < g_{t+1}); cols
-    (B, n, k + 1) int64 are their basis indices clamped into [0, G + k) (entries whose function does
-    not exist have value 0, so the clamp is harmless); functions that do not exist and points
-    outside [g_0, g_{P-1}) get 0. dvalues: d/dx of values, or None.
-
-    Uniform grids (pykan's initial ones) take a closed form, one floor plus a Horner polynomial,
-    where non-uniform ones run de Boor's triangle after a searchsorted.
-    """
-    values, s, dvalues = _local(x, grid, k, derivative)
-    return values, s.clamp(0, grid.shape[1] - 2 - k).long(), dvalues
+def local_parts(x: torch.Tensor, grid: torch.Tensor, k: int, derivative: bool = False):
+    """The k+1 local basis functions of each x: ``(values, first, dvalues)`` with first (B, n)
+    int64 = t - k, so values[..., r] (or values[r]) is B_{first + r, k}(x); values and dvalues are
+    (B, n, k+1) tensors, or lists of k+1 (B, n) tensors on large uniform inputs (never interleaved,
+    the cheaper layout there). dvalues is None unless asked."""
+    values, tf, dvalues = _local(x, grid, k, derivative, as_list=True)
+    return values, tf.long() - k, dvalues
 
 
 def bspline_local(
@@ -300,8 +307,8 @@ def bspline_local(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The local basis with the index of the first local function: (values, first, dvalues),
     first = t - k (B, n) int64 (unclamped), so values[..., r] is B_{first + r, k}(x)."""
-    values, s, dvalues = _local(x, grid, k, derivative)
-    return values, s[..., 0].long(), dvalues
+    values, tf, dvalues = _local(x, grid, k, derivative, as_list=False)
+    return values, tf.long() - k, dvalues
 
 
 def bspline_basis(x: torch.Tensor, grid: torch.Tensor, k: int) -> torch.Tensor:
