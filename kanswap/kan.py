@@ -535,13 +535,13 @@ class KAN(nn.Module):
             raise ValueError(f"layer l must be a hidden node layer in 1..{self.depth - 1}, got {l!r}")
 
     @torch.no_grad()
-    def permute_layer(self, l: int, perm, refresh: bool = True) -> None:
+    def permute_layer(self, l: int, perm) -> None:
         """Reorder the nodes of hidden node layer l: new node p is old node perm[p].
 
         Moves every parameter indexed by those nodes exactly once (incoming edges, outgoing edges
         and grid rows, node and subnode affine values, mult-node groups as a whole, their
-        arities), so the model's function is unchanged; then recomputes the cached records
-        (``refresh=False`` leaves that to the caller, for several layers at once).
+        arities), so the model's function is unchanged, and reorders the recorded activations and
+        scores to match.
         """
         self._check_node_layer(l)
         n = self.width_in[l]
@@ -566,18 +566,34 @@ class KAN(nn.Module):
         if not self.mult_homo and self.width[l][1]:
             arities = self.mult_arity[l]
             self.mult_arity[l] = [arities[int(p) - n_sum] for p in perm[n_sum:]]
-        if refresh:
-            self._refresh()
+        self._permute_records(l, perm.to(dev), sub_perm.to(dev))
 
-    def _refresh(self) -> None:
-        """Recompute records and scores on the cached data after a structural change (pykan
-        leaves them stale, D3)."""
-        had_scores = self.edge_scores is not None
-        self._reset_records()
-        if self.cache_data is not None:
-            self.get_act(self.cache_data)
-            if had_scores:
-                self.attribute()
+    def _permute_records(self, l: int, perm: torch.Tensor, sub_perm: torch.Tensor) -> None:
+        """Reorder what the last forward and attribution recorded as node layer l was reordered.
+
+        A permutation leaves the function unchanged, so this is exactly what a new forward on the
+        cached data would record (up to the summation order of float reductions), without running
+        it; pykan leaves these stale (D3).
+        """
+        if self.acts is None or len(self.acts) != self.depth + 1:
+            self._reset_records()
+            return
+        self.acts[l] = self.acts[l][:, perm]
+        for name in ("acts_premult", "subnode_actscale"):
+            records = getattr(self, name)
+            if records:
+                records[l - 1] = records[l - 1][..., sub_perm]
+        for name in ("edge_actscale", "acts_scale", "acts_scale_spline"):
+            records = getattr(self, name)
+            if records:
+                records[l - 1] = records[l - 1][sub_perm]
+                records[l] = records[l][:, perm]
+        if self.edge_scores is not None:
+            self.node_scores[l] = self.node_scores[l][perm]
+            self.subnode_scores[l - 1] = self.subnode_scores[l - 1][sub_perm]
+            self.edge_scores[l - 1] = self.edge_scores[l - 1][sub_perm]
+            self.edge_scores[l] = self.edge_scores[l][:, perm]
+        self.node_attribute_scores = None
 
     def swap(self, l: int, i1: int, i2: int, log_history: bool = True) -> None:
         """Exchange nodes i1 and i2 of hidden node layer l (both sum or both mult nodes)."""
@@ -629,13 +645,9 @@ class KAN(nn.Module):
             perms = self._auto_swap_mult(layers)
         else:
             perms = swap_math.layer_perms(self._score_matrices(), layers, method)
-        moved = False
         for l, perm in perms.items():
             if not torch.equal(perm.cpu(), torch.arange(len(perm))):
-                self.permute_layer(l, perm, refresh=False)
-                moved = True
-        if moved:
-            self._refresh()
+                self.permute_layer(l, perm)
 
     def _auto_swap_mult(self, layers: list[int]) -> dict[int, torch.Tensor]:
         """Greedy for layers with mult nodes: candidate swaps (same node kind) are scored by the
