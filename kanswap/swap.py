@@ -23,6 +23,7 @@ Conventions
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -352,24 +353,32 @@ def _lsa_descent(
     # a layer whose neighbours did not move since its last assignment is already optimal
     fresh = [False] * (depth + 1)
 
-    for _ in range(max_sweeps):
-        for l in range(1, depth):
-            if fresh[l]:
-                continue
-            m = _layer_m(cur, l)
-            _, col = linear_sum_assignment(m)  # neuron i -> position col[i]
-            p = np.argsort(col)  # position q holds neuron p[q]
-            old, new = float(np.trace(m)), float(m[p, np.arange(m.shape[0])].sum())
-            fresh[l] = True
-            if new < old - _REL_TOL * abs(old):
-                cur = _apply(cur, l, torch.from_numpy(p))
-                perms[l - 1] = perms[l - 1][p]
-                fresh[l - 1] = fresh[l + 1] = False
-        new_cc = _cc64(cur)
-        improved = cc - new_cc > tol * abs(cc)
-        cc = min(cc, new_cc)
-        if not improved:
-            break
+    def solve(m: np.ndarray) -> np.ndarray:
+        _, col = linear_sum_assignment(m)  # neuron i -> position col[i]
+        return np.argsort(col)  # position q holds neuron p[q]
+
+    # Layer l's placement cost depends only on layers l-1 and l+1, so the odd layers are
+    # independent given the even ones and vice versa: each half is solved at once, on two threads
+    # (scipy's assignment releases the GIL: 2 x 1024-wide in 0.10 s against 0.18 s one after the
+    # other). The result does not depend on thread timing.
+    groups = [list(range(1, depth, 2)), list(range(2, depth, 2))]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for _ in range(max_sweeps):
+            for group in groups:
+                todo = [l for l in group if not fresh[l]]
+                ms = [_layer_m(cur, l) for l in todo]
+                for l, m, p in zip(todo, ms, pool.map(solve, ms), strict=True):
+                    old, new = float(np.trace(m)), float(m[p, np.arange(m.shape[0])].sum())
+                    fresh[l] = True
+                    if new < old - _REL_TOL * abs(old):
+                        cur = _apply(cur, l, torch.from_numpy(p))
+                        perms[l - 1] = perms[l - 1][p]
+                        fresh[l - 1] = fresh[l + 1] = False
+            new_cc = _cc64(cur)
+            improved = cc - new_cc > tol * abs(cc)
+            cc = min(cc, new_cc)
+            if not improved:
+                break
 
     if all(fresh[1:depth]):
         # Every layer is an exact assignment optimum given its neighbours: no swap inside one layer
