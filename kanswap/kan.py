@@ -296,17 +296,21 @@ class KAN(nn.Module):
                 self.acts_scale.append((edge / norm).detach())
             else:
                 y = layer.output(x)
-            y = self._affine("subnode_scale", l) * y + self._affine("subnode_bias", l)
-            if save:
-                self.acts_premult.append(y.detach())
-            n_sum = self.width[l + 1][0]
-            if self.width[l + 1][1]:
-                parts = [y[:, :n_sum]]
-                parts += [y[:, g].prod(dim=1, keepdim=True) for g in self.subnode_groups(l + 1)[n_sum:]]
-                y = torch.cat(parts, dim=1)
-            x = self._affine("node_scale", l) * y + self._affine("node_bias", l)
+            x = self._to_nodes(l, y, self.acts_premult if save else None)
             self.acts.append(x.detach())
         return x
+
+    def _to_nodes(self, l: int, y: torch.Tensor, premult: list | None = None) -> torch.Tensor:
+        """Layer l's outputs (B, width_out[l+1]) -> node values (B, width_in[l+1]): subnode affine,
+        products of each mult node's subnodes, node affine. ``premult`` collects the subnode values."""
+        y = self._affine("subnode_scale", l) * y + self._affine("subnode_bias", l)
+        if premult is not None:
+            premult.append(y.detach())
+        n_sum = self.width[l + 1][0]
+        if self.width[l + 1][1]:
+            y = torch.cat([y[:, :n_sum]] + [y[:, g].prod(dim=1, keepdim=True)
+                                            for g in self.subnode_groups(l + 1)[n_sum:]], dim=1)
+        return self._affine("node_scale", l) * y + self._affine("node_bias", l)
 
     def _reset_records_for_forward(self) -> None:
         self.subnode_actscale, self.edge_actscale = [], []
@@ -314,18 +318,7 @@ class KAN(nn.Module):
 
     def get_act(self, x=None) -> None:
         """Run a forward with save_act on, on x (a dict means its train_input) or cache_data."""
-        if isinstance(x, dict):
-            x = x["train_input"]
-        if x is None:
-            if self.cache_data is None:
-                raise ValueError("missing input data x: the model has not seen any data; pass x")
-            x = self.cache_data
-        old = self.save_act
-        self.save_act = True
-        try:
-            self.forward(x)
-        finally:
-            self.save_act = old
+        forward_with_records(self, x)
 
     def _ensure_acts(self) -> None:
         if self.acts is None or not self.edge_actscale:
@@ -474,13 +467,7 @@ class KAN(nn.Module):
 
     def _layer_forward(self, l: int, x: torch.Tensor) -> torch.Tensor:
         """One layer with its subnode/mult/node stages, no records."""
-        y = self.act_fun[l].output(x)
-        y = self._affine("subnode_scale", l) * y + self._affine("subnode_bias", l)
-        n_sum = self.width[l + 1][0]
-        if self.width[l + 1][1]:
-            y = torch.cat([y[:, :n_sum]] + [y[:, g].prod(dim=1, keepdim=True)
-                                            for g in self.subnode_groups(l + 1)[n_sum:]], dim=1)
-        return self._affine("node_scale", l) * y + self._affine("node_bias", l)
+        return self._to_nodes(l, self.act_fun[l].output(x))
 
     # -- training -------------------------------------------------------------------------------
     def fit(self, dataset: dict, opt: str = "LBFGS", steps: int = 100, log: int = 1, lamb: float = 0.0,
@@ -763,6 +750,23 @@ MultKAN = KAN
 _RECORD_KEYS = ("acts", "subnode_actscale", "edge_actscale", "acts_scale", "acts_scale_spline", "acts_premult",
                 "node_scores", "edge_scores", "subnode_scores", "node_scores_all", "edge_scores_all",
                 "subnode_scores_all", "node_attribute_scores")
+
+
+def forward_with_records(model: nn.Module, x=None) -> None:
+    """pykan's get_act for KAN and MLP: a forward with save_act on, on x (a dict means its
+    train_input) or, when x is None, on the model's cached data."""
+    if isinstance(x, dict):
+        x = x["train_input"]
+    if x is None:
+        if model.cache_data is None:
+            raise ValueError("missing input data x: the model has not seen any data; pass x")
+        x = model.cache_data
+    old = model.save_act
+    model.save_act = True
+    try:
+        model.forward(x)
+    finally:
+        model.save_act = old
 
 
 def deepcopy_without_records(module: nn.Module, memo: dict, keys: Sequence[str]) -> nn.Module:

@@ -13,7 +13,7 @@ from torch import nn
 
 from . import swap as swap_math
 from .fit import fit as run_fit
-from .kan import deepcopy_without_records, matrix_reg
+from .kan import deepcopy_without_records, forward_with_records, matrix_reg
 from .layer import check_input
 
 __all__ = ["MLP", "MLP_REG_METRICS"]
@@ -95,18 +95,8 @@ class MLP(nn.Module):
         return x
 
     def get_act(self, x=None) -> None:
-        if isinstance(x, dict):
-            x = x["train_input"]
-        if x is None:
-            if self.cache_data is None:
-                raise ValueError("missing input data x: the model has not seen any data; pass x")
-            x = self.cache_data
-        old = self.save_act
-        self.save_act = True
-        try:
-            self.forward(x)
-        finally:
-            self.save_act = old
+        """Run a forward with save_act on, on x (a dict means its train_input) or cache_data."""
+        forward_with_records(self, x)
 
     def attribute(self) -> None:
         """Edge and node scores, output to input, starting from ones (pykan's MLP rule)."""
