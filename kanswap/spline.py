@@ -8,11 +8,16 @@ Conventions (pykan's):
   on each side; it yields ``G + k`` basis functions of order k per input;
 - order-0 functions are half-open indicators ``g_t <= x < g_{t+1}``, so every basis function is
   zero at or beyond the outermost knots;
-- terms whose knot span is zero (repeated knots) count as 0 (pykan's ``nan_to_num``).
+- terms whose knot span is zero (repeated knots) count as 0 (the standard rule; pykan's
+  ``nan_to_num`` after each order instead zeroes whole functions there).
 
 Unlike pykan, the basis is never built by the full recursion over all G + k functions: each input's
-knot interval is found once (``searchsorted``) and only its k + 1 non-zero functions are computed
-(de Boor's triangle), then scattered into the dense result.
+knot interval is found once (one floor on uniform grids, ``searchsorted`` otherwise) and only its
+k + 1 non-zero functions are computed, then scattered into the dense result. On every interval those
+functions are polynomials of degree k in the interval fraction u: one fixed matrix on uniform grids
+(pykan's initial ones), one per interval on updated grids (fitted once per grid value and cached),
+evaluated by Horner. de Boor's triangle serves k = 0, k > 3 on non-uniform grids, traced code and
+the fits of those polynomials.
 """
 
 from __future__ import annotations
@@ -334,13 +339,6 @@ def scatter_local(values: torch.Tensor, first: torch.Tensor, width: int, offset:
     idx = (first.unsqueeze(-1) + torch.arange(kp1, device=values.device)).clamp_(0, width - offset - 1)
     out.scatter_add_(2, idx + offset, values)
     return out
-
-
-def gather_local(dense: torch.Tensor, first: torch.Tensor, kp1: int, offset: int = 0) -> torch.Tensor:
-    """The inverse access of ``scatter_local``: dense (B, n, width) -> (B, n, k+1) at the local columns."""
-    width = dense.shape[-1]
-    idx = (first.unsqueeze(-1) + torch.arange(kp1, device=dense.device)).clamp_(0, width - offset - 1)
-    return dense.gather(2, idx + offset)
 
 
 def coef_to_curve(x: torch.Tensor, grid: torch.Tensor, coef: torch.Tensor, k: int) -> torch.Tensor:
