@@ -24,14 +24,7 @@ IMPORTS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # The tensors are tiny: a second intra-op thread only adds synchronisation (up to 6x slower on
-    # a busy 2-core machine). The scripts themselves are not changed.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _script(name: str, imports: tuple[str, ...]) -> tuple[Path, str]:
