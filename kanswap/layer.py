@@ -152,9 +152,12 @@ class KANLayer(nn.Module):
         backend = backend or self.backend
         if _use_reference(x, backend):
             return self._reference(x, self.weight(), with_std=False)[0]
+        return self._kernel(x, self.weight(), backend)
+
+    def _kernel(self, x: torch.Tensor, weight: torch.Tensor, backend: str) -> torch.Tensor:
         from .kernels.bspline import kan_linear
 
-        return kan_linear(x, self.grid, self.weight(), self.k, self.base_fun, backend=backend)
+        return kan_linear(x, self.grid, weight, self.k, self.base_fun, backend=backend)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
         """basis_features(x), reused while x and the grid are unchanged and x needs no gradient.
@@ -169,26 +172,37 @@ class KANLayer(nn.Module):
         if cache is not None and cache[0] is x and cache[1] == key:
             return cache[2]
         feats = basis_features(x, self.grid, self.k, self.base_fun)
-        self._feat_cache = (x, key, feats)
+        self._feat_cache = [x, key, feats, None]  # the last slot: their covariance, once asked for
         return feats
 
     def _reference(self, x: torch.Tensor, weight: torch.Tensor, with_std: bool):
         feats = self._features(x)
         y = feats.flatten(1) @ weight.reshape(-1, self.out_dim)
-        std = edge_std(feature_moments(feats)[1], weight) if with_std else None
-        return y, std
+        if not with_std:
+            return y, None
+        cache = self.__dict__.get("_feat_cache")
+        if cache is not None and cache[2] is feats:
+            # A cached basis (fixed batch, no gradient) has a fixed covariance too: one per step.
+            if cache[3] is None:
+                cache[3] = feature_moments(feats)[1]
+            cov = cache[3]
+        else:
+            cov = feature_moments(feats)[1]
+        return y, edge_std(cov, weight)
 
     def output_and_std(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """y (B, out) and the per-edge std of phi over the batch (in, out), from one basis
         evaluation on the reference path. Both differentiable."""
         x = autocast_input(x, self.coef)
         check_input(x, self.in_dim, self.coef)
+        weight = self.weight()
         if _use_reference(x, self.backend):
-            return self._reference(x, self.weight(), with_std=True)
-        return self.output(x), self.edge_std(x)
+            return self._reference(x, weight, with_std=True)
+        return self._kernel(x, weight, self.backend), self.edge_std(x, weight)
 
-    def edge_std(self, x: torch.Tensor) -> torch.Tensor:
-        """Sample std over the batch of each edge's phi: (in, out), differentiable, no (B, in, out)."""
+    def edge_std(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Sample std over the batch of each edge's phi: (in, out), differentiable, no (B, in, out).
+        ``weight``: the folded weight when the caller already has it."""
         # The moments kernel has no backward: when x carries a graph (reg inside fit), the
         # reference moments keep the gradient through earlier layers, as pykan's std does.
         if _use_reference(x, self.backend) or (torch.is_grad_enabled() and x.requires_grad):
@@ -197,7 +211,7 @@ class KANLayer(nn.Module):
             from .kernels.bspline import basis_moments as moments
 
             _, cov = moments(x, self.grid, self.k, self.base_fun, backend=self.backend)
-        return edge_std(cov, self.weight())
+        return edge_std(cov, self.weight() if weight is None else weight)
 
     def edge_outputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-edge outputs phi (B, in, out) and raw splines (B, in, out). Builds them: use sparingly."""
