@@ -33,6 +33,7 @@ def parse_args(argv=None):
     p.add_argument("--smoke", action="store_true", help="tiny correctness run (interpreter on CPU)")
     p.add_argument("--compile-only", action="store_true", help="compile the kernels for sm_90 and exit")
     p.add_argument("--quick", action="store_true", help="with --compile-only: fp32 and k = 3 only")
+    p.add_argument("--jobs", type=int, default=2, help="with --compile-only: compile processes")
     p.add_argument("--rep", type=int, default=100, help="do_bench rep (ms)")
     return p.parse_args(argv)
 
@@ -56,6 +57,9 @@ from kanswap.spline import grid_from_samples, uniform_grid  # noqa: E402
 
 DEVICE = "cpu" if bspline._INTERPRET else "cuda"
 G, K_ORD = 5, 3
+# The benchmark shapes: (in, out); the batch is BATCH[(in, out)].
+SHAPES = [(64, 64), (256, 256), (1024, 1024)]
+BATCH = {(64, 64): 4096, (256, 256): 65536, (1024, 1024): 16384}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -63,62 +67,116 @@ G, K_ORD = 5, 3
 # ----------------------------------------------------------------------------------------------
 
 
-def compile_only() -> int:
-    """Compile all four kernels, as the launchers configure them, for sm_90: fp32/bf16/fp64, k = 1..5."""
+# sm_90 (H100/H200) limits per SM: 64 K 32-bit registers allocated per warp in units of 256, 228 KiB
+# of shared memory of which each block reserves 1 KiB and may use at most 227 KiB, 64 warps, 32 blocks.
+SM90 = dict(regs=65536, reg_unit=256, smem=228 * 1024, smem_block=227 * 1024, smem_reserved=1024, warps=64,
+            blocks=32)
+
+
+def blocks_per_sm(regs: int, smem: int, num_warps: int) -> int:
+    """Resident blocks per sm_90 SM for a kernel using ``regs`` registers/thread and ``smem`` B."""
+    per_warp = -(-regs * 32 // SM90["reg_unit"]) * SM90["reg_unit"]
+    by_regs = (SM90["regs"] // per_warp) // num_warps
+    by_smem = SM90["smem"] // (smem + SM90["smem_reserved"]) if smem <= SM90["smem_block"] else 0
+    return min(by_regs, by_smem, SM90["warps"] // num_warps, SM90["blocks"])
+
+
+def compile_variants() -> list[tuple[str, str, int, dict, dict]]:
+    """(kernel, dtype, k, constexprs, options) for every distinct launch the launchers make at the
+    benchmark shapes (in = out = 64, 256, 1024; G = 5; k = 1..5; fp32 as tf32, and bf16)."""
+    out = {}
+    dtypes = [(torch.float32, "fp32"), (torch.bfloat16, "bf16")]
+    ks = [3] if ARGS.quick else [1, 2, 3, 4, 5]
+    for dtype, ty in dtypes[:1] if ARGS.quick else dtypes:
+        x = torch.empty(1, 1, dtype=dtype)
+        for k in ks:
+            nb1 = G + k + 1
+            for _, n_out in SHAPES:
+                tiles = bspline._tiles(dtype, n_out, nb1)
+                base = dict(K_ORD=k, COMPUTE=bspline._compute_dtype(dtype), MM=bspline._mm_mode(dtype))
+                for kind, cfg in tiles.items():
+                    consts = {n: v for n, v in cfg.items() if n.isupper()}
+                    consts.update(base)
+                    if kind == "mom":
+                        consts["WITH_COV"] = True
+                    else:
+                        consts["PRECISION"] = bspline._precision(x, None)
+                    opts = {n: v for n, v in cfg.items() if not n.isupper()}
+                    key = (kind, ty, tuple(sorted((n, str(v)) for n, v in consts.items())),
+                           tuple(sorted(opts.items())))
+                    out.setdefault(key, (kind, ty, k, consts, opts))
+    return list(out.values())
+
+
+KERNELS = {"fwd": ("kan_linear_fwd_kernel", ["x", "grid", "w", "y"]),
+           "dx": ("kan_linear_bwd_dx_kernel", ["dy", "x", "grid", "w", "dx"]),
+           "dw": ("kan_linear_bwd_dw_kernel", ["dy", "x", "grid", "dwp"]),
+           "mom": ("basis_moments_kernel", ["x", "grid", "shift", "s1", "s2"])}
+ACC_PTRS = {"dwp", "shift", "s1", "s2"}  # fp32 accumulation buffers
+
+
+def compile_one(variant) -> dict:
+    """Compile one variant for sm_90 and read its resource usage from the cubin."""
+    import subprocess
+    import tempfile
+
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
-    target = GPUTarget("cuda", 90, 32)
-    ptr_args = {
-        bspline.kan_linear_fwd_kernel: ["x", "grid", "w", "y"],
-        bspline.kan_linear_bwd_dx_kernel: ["dy", "x", "grid", "w", "dx"],
-        bspline.kan_linear_bwd_dw_kernel: ["dy", "x", "grid", "dwp"],
-        bspline.basis_moments_kernel: ["x", "grid", "shift", "s1", "s2"],
-    }
-    acc_ptrs = {"dwp", "shift", "s1", "s2"}
-    n_ok = 0
-    dtypes = [(torch.float32, "fp32"), (torch.bfloat16, "bf16"), (torch.float64, "fp64")]
-    for dtype, ty in dtypes[:1] if ARGS.quick else dtypes:
-        for k in ([1, 2, 3, 4, 5] if dtype == torch.float32 and not ARGS.quick else [3]):
-            x = torch.empty(1, 1, dtype=dtype)
-            nb1 = G + k + 1
-            cfg = bspline._blocks(x, 256, nb1)
-            base = dict(K_ORD=k, COMPUTE=bspline._compute_dtype(dtype), MM=bspline._mm_mode(dtype))
-            prec = bspline._precision(x, None)
-            consts = {
-                bspline.kan_linear_fwd_kernel: dict(base, BLOCK_B=cfg["BLOCK_B"], BLOCK_J=cfg["BLOCK_J"],
-                                                    BLOCK_O=cfg["BLOCK_O"], PRECISION=prec),
-                bspline.kan_linear_bwd_dx_kernel: dict(base, BLOCK_B=cfg["BLOCK_B"],
-                                                       BLOCK_J=cfg["BLOCK_J_DX"], BLOCK_IN=cfg["BLOCK_IN"],
-                                                       BLOCK_O=cfg["BLOCK_O_DX"], PRECISION=prec),
-                bspline.kan_linear_bwd_dw_kernel: dict(base, BLOCK_B=cfg["BLOCK_B"], BLOCK_J=cfg["BLOCK_J"],
-                                                       BLOCK_O=cfg["BLOCK_O"], PRECISION=prec),
-                bspline.basis_moments_kernel: dict(base, BLOCK_B=64 if dtype != torch.float64 else 16,
-                                                   BLOCK_C=max(16, bspline._next_pow2(nb1)), WITH_COV=True),
-            }
-            acc_ty = "fp64" if dtype == torch.float64 else "fp32"
-            for fn, ptrs in ptr_args.items():
-                names = fn.arg_names
-                c = consts[fn]
-                sig = {}
-                for name in names:
-                    if name in c:
-                        sig[name] = "constexpr"
-                    elif name in ptrs:
-                        sig[name] = "*" + (acc_ty if name in acc_ptrs else ty)
-                    else:
-                        sig[name] = "i32"
-                t0 = time.time()
-                ck = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=c), target=target,
-                                    options={"num_warps": cfg["num_warps"]})
-                smem = getattr(ck.metadata, "shared", -1)
-                print(f"compiled {fn.__name__:28s} {ty} k={k}: {time.time() - t0:4.1f}s, shared {smem} B")
-                if smem > 227 * 1024:
-                    print("  exceeds the 227 KiB of shared memory per block on sm_90")
-                    return 1
-                n_ok += 1
-    print(f"{n_ok} kernels compiled for sm_90")
-    return 0
+    kind, ty, k, consts, opts = variant
+    name, ptrs = KERNELS[kind]
+    fn = getattr(bspline, name)
+    sig = {n: "constexpr" if n in consts else ("*" + ("fp32" if n in ACC_PTRS else ty) if n in ptrs else "i32")
+           for n in fn.arg_names}
+    t0 = time.time()
+    ck = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts), target=GPUTarget("cuda", 90, 32),
+                        options=opts)
+    seconds = time.time() - t0
+    tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(ck.asm["cubin"])
+        f.flush()
+        dump = subprocess.run([tool, "--dump-resource-usage", f.name], capture_output=True, text=True,
+                              check=True).stdout
+    # e.g. "Function kan_linear_fwd_kernel: REG:188 STACK:0 SHARED:0 LOCAL:0 CONSTANT[0]:... TEXTURE:0"
+    line = next(ln for ln in dump.splitlines() if "REG:" in ln)
+    use = {f.split(":")[0]: int(f.split(":")[1]) for f in line.split() if f.count(":") == 1 and
+           f.split(":")[1].isdigit()}
+    smem = int(ck.metadata.shared) + use.get("SHARED", 0)
+    warps = opts["num_warps"]
+    tiles = " ".join(f"{n.removeprefix('BLOCK_')}={v}" for n, v in consts.items() if n.startswith("BLOCK"))
+    return dict(kernel=kind, dtype=ty, k=k, tiles=tiles, num_warps=warps, num_stages=opts.get("num_stages", 3),
+                regs=use["REG"], stack=use["STACK"], shared=smem,
+                blocks_per_sm=blocks_per_sm(use["REG"], smem, warps), seconds=seconds)
+
+
+def compile_only() -> int:
+    """Compile every launch configuration for sm_90; print resources; non-zero on spill or < 2 blocks/SM."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    variants = compile_variants()
+    t0 = time.time()
+    with ProcessPoolExecutor(max_workers=ARGS.jobs) as pool:
+        rows = list(pool.map(compile_one, variants))
+    hdr = (f"{'kernel':>6} {'dtype':>5} {'k':>2} {'tiles':<30} {'warps':>5} {'stages':>6} | {'regs':>4} "
+           f"{'stack':>5} {'shared B':>8} {'blocks/SM':>9} | {'compile s':>9}")
+    print(hdr)
+    print("-" * len(hdr))
+    bad = 0
+    for r in rows:
+        ok = r["stack"] == 0 and r["blocks_per_sm"] >= 2
+        bad += not ok
+        print(f"{r['kernel']:>6} {r['dtype']:>5} {r['k']:>2} {r['tiles']:<30} {r['num_warps']:>5} "
+              f"{r['num_stages']:>6} | {r['regs']:>4} {r['stack']:>5} {r['shared']:>8} {r['blocks_per_sm']:>9} | "
+              f"{r['seconds']:9.1f}{'' if ok else '  <- spills or < 2 blocks/SM'}")
+    first = {}
+    for r in rows:  # a first forward+backward call compiles fwd, dx and dW of one dtype and k
+        if r["kernel"] != "mom":
+            first[(r["dtype"], r["k"])] = first.get((r["dtype"], r["k"]), 0.0) + r["seconds"]
+    print(f"{len(rows)} variants compiled for sm_90 in {time.time() - t0:.0f}s ({ARGS.jobs} processes); "
+          f"a first forward+backward compiles for {min(first.values()):.0f}-{max(first.values()):.0f}s here "
+          f"(per dtype and k, one shape); {bad} spill or fit < 2 blocks/SM")
+    return 1 if bad else 0
 
 
 # ----------------------------------------------------------------------------------------------

@@ -293,19 +293,79 @@ def _mm_mode(dtype: torch.dtype) -> int:
     return 1 if (_INTERPRET and dtype == torch.bfloat16) else 0
 
 
-def _blocks(x: torch.Tensor, n_out: int, nb1: int) -> dict:
-    """Tile sizes. tl.dot needs every dim >= 16; the interpreter prefers few, large programs."""
-    wide = _INTERPRET
-    f64 = x.dtype == torch.float64
-    block_b = 128 if wide else (16 if f64 else 64)
-    block_o = min(16 if f64 and not wide else (64 if wide else 128), max(16, _next_pow2(n_out)))
-    block_j = 16 if f64 and not wide else (64 if wide else 32)
-    # dx: a tile of whole inputs, BLOCK_IN * (K+1) <= BLOCK_J_DX.
-    block_j_dx = max(16 if f64 and not wide else 64, _next_pow2(nb1))
-    # dx streams W^T and dy tiles through its out-loop; 64 wide keeps the pipelined buffers small.
-    block_o_dx = min(block_o, 64)
-    return dict(BLOCK_B=block_b, BLOCK_O=block_o, BLOCK_J=block_j, BLOCK_J_DX=block_j_dx,
-                BLOCK_IN=block_j_dx // nb1, BLOCK_O_DX=block_o_dx, num_warps=4)
+# Test-only hook: entries that replace the chosen tiles, per kernel ("fwd", "dx", "dw", "mom"; e.g.
+# {"fwd": {"BLOCK_O": 16}}), and "split_blocks": the BLOCK_B blocks per batch split of the dW and
+# moment reductions. Small forced tiles and splits make the interpreter run every tile, output-loop
+# and split offset at shapes it can afford (tests/test_kernel_bspline.py); the kernels are the same.
+_FORCE: dict = {}
+
+
+def _gpu_tiles(nb1: int) -> dict[str, dict]:
+    """fp32 (tf32) and fp16/bf16 tiles on a GPU: one table for every shape and k <= 5 (nb1 = G+k+1).
+
+    Building the basis in registers inside the K loop is what fills the registers: a (BLOCK_B,
+    BLOCK_J) tile holds k+2 knots, k+1 indicator/de Boor values and the silu terms per element. With
+    4 warps (128 threads) any count up to the 255-register cap still fits 2 blocks per SM (64 K
+    registers), so the tiles below are the largest that compile for sm_90 without spilling at k = 5
+    (the worst order; ``bench/gpu_check.py --compile-only`` checks all of k = 1..5, fp32 and bf16):
+    measured regs/stack at k = 5 fp32 | bf16 with G = 5:
+
+    - fwd (64 x 16 basis tile, 128 outputs): 251/0 | 255/0; the 64 x 32 x 128 tile that was used
+      before spilled (255/8 fp32, 255/104 bf16). 8 warps do not spill either but take 188-255
+      registers, so one block per SM.
+    - dx (32 x 64 basis tile, 64-wide output loop, 2 stages): 179/0 | 234/0; 64 x 64 spilled
+      (1336 / 1504 B of stack).
+    - dW (32 x 32 basis tile, 128 outputs): 241/0 | see the gpu_check table; 64 x 32 spilled (16-232 B).
+    - moments: 104 registers, no spill, unchanged.
+
+    BLOCK_O is not shape-dependent: at out <= 64 half the output tile is masked, which costs MMA
+    issue slots but not bandwidth, and the basis build (not the MMA) bounds these kernels; one
+    configuration per (kernel, dtype, k) keeps the first call's compile (and CI's check) short.
+    """
+    nb1_pow2 = _next_pow2(nb1)
+    return {
+        "fwd": dict(BLOCK_B=64, BLOCK_J=16, BLOCK_O=128, num_warps=4, num_stages=3),
+        "dx": dict(BLOCK_B=32, BLOCK_J=max(64, nb1_pow2), BLOCK_O=64, num_warps=4, num_stages=2),
+        "dw": dict(BLOCK_B=32, BLOCK_J=32, BLOCK_O=128, num_warps=4, num_stages=3),
+        "mom": dict(BLOCK_B=64, BLOCK_C=max(16, nb1_pow2), num_warps=4, num_stages=3),
+    }
+
+
+def _tiles(dtype: torch.dtype, n_out: int, nb1: int) -> dict[str, dict]:
+    """Launch configuration of each kernel: constexpr block sizes plus num_warps / num_stages.
+
+    Returns {"fwd", "dx", "dw", "mom"} -> kwargs for the launch. tl.dot needs every dim >= 16. The
+    interpreter prefers few, large programs; on a GPU see ``_gpu_tiles``. ``_FORCE`` overrides.
+    """
+    f64 = dtype == torch.float64
+    nb1_pow2 = _next_pow2(nb1)
+    if _INTERPRET:
+        block_o = min(64, max(16, _next_pow2(n_out)))
+        cfg = {
+            "fwd": dict(BLOCK_B=128, BLOCK_J=64, BLOCK_O=block_o, num_warps=4),
+            "dx": dict(BLOCK_B=128, BLOCK_J=max(64, nb1_pow2), BLOCK_O=block_o, num_warps=4),
+            "dw": dict(BLOCK_B=128, BLOCK_J=64, BLOCK_O=block_o, num_warps=4),
+            "mom": dict(BLOCK_B=128, BLOCK_C=max(16, nb1_pow2), num_warps=4),
+        }
+    elif f64:
+        # Broadcast-and-sum products (no MMA): a (16, 16, 16) product per step keeps registers low.
+        cfg = {
+            "fwd": dict(BLOCK_B=16, BLOCK_J=16, BLOCK_O=16, num_warps=4),
+            "dx": dict(BLOCK_B=16, BLOCK_J=max(16, nb1_pow2), BLOCK_O=16, num_warps=4),
+            "dw": dict(BLOCK_B=16, BLOCK_J=16, BLOCK_O=16, num_warps=4),
+            "mom": dict(BLOCK_B=16, BLOCK_C=max(16, nb1_pow2), num_warps=4),
+        }
+    else:
+        cfg = _gpu_tiles(nb1)
+    for kind, over in _FORCE.items():
+        if kind in cfg:
+            cfg[kind] = {**cfg[kind], **over}
+    dx = cfg["dx"]
+    # dx: a column tile of whole inputs, BLOCK_IN * (K+1) <= BLOCK_J.
+    dx["BLOCK_IN"] = dx["BLOCK_J"] // nb1
+    if dx["BLOCK_IN"] < 1:
+        raise ValueError(f"dx tile BLOCK_J = {dx['BLOCK_J']} holds no whole input of K+1 = {nb1} columns")
+    return cfg
 
 
 def _n_splits(rows: int, block_b: int, tiles: int, device: torch.device) -> tuple[int, int]:
@@ -314,6 +374,9 @@ def _n_splits(rows: int, block_b: int, tiles: int, device: torch.device) -> tupl
     Returns (n_split, rows_per_split). Fixed by the shapes alone, so results are deterministic.
     """
     n_blocks = triton.cdiv(max(rows, 1), block_b)
+    if "split_blocks" in _FORCE:
+        blocks_per_split = _FORCE["split_blocks"]
+        return triton.cdiv(n_blocks, blocks_per_split), blocks_per_split * block_b
     if _INTERPRET or device.type != "cuda":
         target = 1
     else:
@@ -365,13 +428,12 @@ def kan_linear_fwd(x: torch.Tensor, grid: torch.Tensor, weight: torch.Tensor, k:
     if n_in == 0:
         return out.zero_()
     grid, weight = grid.contiguous(), weight.contiguous()
-    cfg = _blocks(x, n_out, nb1)
+    cfg = _tiles(x.dtype, n_out, nb1)["fwd"]
     launch = (triton.cdiv(B, cfg["BLOCK_B"]), triton.cdiv(n_out, cfg["BLOCK_O"]))
     _kernel(kan_linear_fwd_kernel, wrap)[launch](
         x, grid, weight, out, B, n_in, n_out, n_knot, nb1, x.stride(0), x.stride(1),
-        K_ORD=k, COMPUTE=_compute_dtype(x.dtype), BLOCK_B=cfg["BLOCK_B"], BLOCK_J=cfg["BLOCK_J"],
-        BLOCK_O=cfg["BLOCK_O"], PRECISION=_precision(x, input_precision), MM=_mm_mode(x.dtype),
-        num_warps=cfg["num_warps"])
+        K_ORD=k, COMPUTE=_compute_dtype(x.dtype), PRECISION=_precision(x, input_precision), MM=_mm_mode(x.dtype),
+        **cfg)
     return out
 
 
@@ -388,10 +450,9 @@ def kan_linear_bwd(dy: torch.Tensor, x: torch.Tensor, grid: torch.Tensor, weight
     nb1, n_out = weight.shape[1], weight.shape[2]
     dy = dy.contiguous()
     grid, weight = grid.contiguous(), weight.contiguous()
-    cfg = _blocks(x, n_out, nb1)
-    common = dict(K_ORD=k, COMPUTE=_compute_dtype(x.dtype), BLOCK_B=cfg["BLOCK_B"],
-                  PRECISION=_precision(x, input_precision), MM=_mm_mode(x.dtype),
-                  num_warps=cfg["num_warps"])
+    cfgs = _tiles(x.dtype, n_out, nb1)
+    common = dict(K_ORD=k, COMPUTE=_compute_dtype(x.dtype), PRECISION=_precision(x, input_precision),
+                  MM=_mm_mode(x.dtype))
     dx = dw = None
     if need_dx:
         dx = _empty((B, n_in), x.dtype, x.device)
@@ -399,15 +460,17 @@ def kan_linear_bwd(dy: torch.Tensor, x: torch.Tensor, grid: torch.Tensor, weight
             if n_out == 0:
                 dx.zero_()
             else:
+                cfg = cfgs["dx"]
                 launch = (triton.cdiv(B, cfg["BLOCK_B"]), triton.cdiv(n_in, cfg["BLOCK_IN"]))
                 _kernel(kan_linear_bwd_dx_kernel, wrap)[launch](
                     dy, x, grid, weight, dx, B, n_in, n_out, n_knot, nb1, x.stride(0), x.stride(1),
-                    BLOCK_J=cfg["BLOCK_J_DX"], BLOCK_IN=cfg["BLOCK_IN"], BLOCK_O=cfg["BLOCK_O_DX"], **common)
+                    **common, **cfg)
     if need_dw:
         n_j = n_in * nb1
         if B == 0 or n_j == 0 or n_out == 0:
             dw = torch.zeros_like(weight)
         else:
+            cfg = cfgs["dw"]
             tiles = triton.cdiv(n_j, cfg["BLOCK_J"]) * triton.cdiv(n_out, cfg["BLOCK_O"])
             n_split, rows = _n_splits(B, cfg["BLOCK_B"], tiles, x.device)
             acc = torch.float64 if x.dtype == torch.float64 else torch.float32
@@ -415,7 +478,7 @@ def kan_linear_bwd(dy: torch.Tensor, x: torch.Tensor, grid: torch.Tensor, weight
             launch = (triton.cdiv(n_j, cfg["BLOCK_J"]), triton.cdiv(n_out, cfg["BLOCK_O"]), n_split)
             _kernel(kan_linear_bwd_dw_kernel, wrap)[launch](
                 dy, x, grid, dwp, B, n_in, n_out, n_knot, nb1, x.stride(0), x.stride(1), rows,
-                BLOCK_J=cfg["BLOCK_J"], BLOCK_O=cfg["BLOCK_O"], **common)
+                **common, **cfg)
             dw = (dwp[0] if n_split == 1 else dwp.sum(0)).to(weight.dtype)
     return dx, dw
 
@@ -437,17 +500,16 @@ def basis_moments_fwd(x: torch.Tensor, grid: torch.Tensor, k: int) -> tuple[torc
         return mean, torch.zeros((n_in, nb1, nb1), dtype=torch.float64, device=x.device)
     grid = grid.contiguous()
     acc = torch.float64 if x.dtype == torch.float64 else torch.float32
-    block_c = max(16, _next_pow2(nb1))
-    block_b = 128 if _INTERPRET else (16 if x.dtype == torch.float64 else 64)
-    n_split, rows = _n_splits(B, block_b, n_in, x.device)
+    cfg = _tiles(x.dtype, 1, nb1)["mom"]
+    block_c = cfg["BLOCK_C"]
+    n_split, rows = _n_splits(B, cfg["BLOCK_B"], n_in, x.device)
     s1 = _empty((n_split, n_in, block_c), acc, x.device)
     s2 = _empty((n_split, n_in, block_c, block_c), acc, x.device)
 
     def run(shift: torch.Tensor, with_cov: bool) -> None:
         basis_moments_kernel[(n_in, n_split)](
             x, grid, shift, s1, s2, B, n_in, n_knot, nb1, x.stride(0), x.stride(1), rows,
-            K_ORD=k, COMPUTE=_compute_dtype(x.dtype), BLOCK_B=block_b, BLOCK_C=block_c,
-            WITH_COV=with_cov, MM=_mm_mode(x.dtype), num_warps=4)
+            K_ORD=k, COMPUTE=_compute_dtype(x.dtype), WITH_COV=with_cov, MM=_mm_mode(x.dtype), **cfg)
 
     run(torch.zeros((n_in, nb1), dtype=acc, device=x.device), False)
     mean0 = s1.double().sum(0)[:, :nb1] / B

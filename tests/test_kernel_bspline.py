@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 pytest.importorskip("triton")
 
@@ -146,6 +148,95 @@ def test_fwd_bwd_match_reference(case, nan_buffers):
     assert y.data_ptr() == out.data_ptr()
     dx, dw = bspline.kan_linear_bwd(dy, x, grid, W, k, input_precision="ieee")
     assert y.shape == (B, n_out) and dx.shape == x.shape and dw.shape == W.shape
+    assert rel_err(y, y_ref) <= TOL32
+    assert rel_err(dx, dx_ref) <= TOL32
+    assert rel_err(dw, dw_ref) <= TOL32
+
+
+# Forced small tiles (bspline._FORCE): 16-wide blocks everywhere and one BLOCK_B block per batch
+# split, so that at interpreter-sized shapes every kernel runs several output tiles (fwd, dW), several
+# column tiles (fwd loop, dW, dx input groups), several steps of dx's output loop and several batch
+# splits of the dW and moment reductions, each with a partial last one. (The interpreter costs about
+# 0.1 s of CPU per program step, hence shapes just past two tiles.)
+SMALL = dict(BLOCK_B=16, BLOCK_J=16, BLOCK_O=16)
+SMALL_TILES = {"fwd": SMALL, "dx": SMALL, "dw": SMALL, "mom": dict(BLOCK_B=16), "split_blocks": 1}
+
+
+@pytest.fixture
+def small_tiles(monkeypatch):
+    monkeypatch.setattr(bspline, "_FORCE", SMALL_TILES)
+
+
+def tile_counts(B: int, n_in: int, n_out: int, nb1: int) -> dict:
+    """How many tiles/steps/splits each loop of the kernels runs under the forced tiles."""
+    cfg = bspline._tiles(torch.float32, n_out, nb1)
+    n_split, _ = bspline._n_splits(B, cfg["dw"]["BLOCK_B"], 1, torch.device(DEVICE))
+    cdiv = lambda a, b: -(-a // b)  # noqa: E731
+    return dict(out_tiles=cdiv(n_out, 16), col_tiles=cdiv(n_in * nb1, 16),
+                dx_groups=cdiv(n_in, cfg["dx"]["BLOCK_IN"]), dx_out_steps=cdiv(n_out, 16),
+                batch_blocks=cdiv(B, 16), splits=n_split)
+
+
+# (B, in, out, G, k, grid kind): none of B, in*(K+1), out a multiple of 16.
+TILED_CASES = [
+    (35, 3, 20, 3, 3, "samples"),   # K+1 = 7: 21 columns, dx groups of 2 inputs
+    (20, 5, 33, 2, 1, "uniform"),   # K+1 = 4: 20 columns, dx groups of 4 inputs
+    (17, 2, 17, 5, 5, "repeated"),  # K+1 = 11: 22 columns, dx groups of 1 input
+]
+
+
+@pytest.mark.parametrize("case", TILED_CASES, ids=case_id)
+def test_several_tiles_and_splits_match_reference(case, small_tiles, nan_buffers):
+    B, n_in, n_out, G, k, kind = case
+    counts = tile_counts(B, n_in, n_out, G + k + 1)
+    assert min(counts.values()) >= 2, counts  # the premise: every loop runs more than once
+    x, grid, W, dy = make_case(B, n_in, n_out, G, k, kind, seed=B)
+    y_ref, dx_ref, dw_ref = reference(x, grid, W, k, dy)
+    y = bspline.kan_linear_fwd(x, grid, W, k, input_precision="ieee")
+    dx, dw = bspline.kan_linear_bwd(dy, x, grid, W, k, input_precision="ieee")
+    assert rel_err(y, y_ref) <= TOL32
+    assert rel_err(dx, dx_ref) <= TOL32
+    assert rel_err(dw, dw_ref) <= TOL32
+    mean_ref, cov_ref = F.basis_moments(x, grid, k)
+    mean, cov = bspline.basis_moments_fwd(x, grid, k)
+    assert rel_err(mean, mean_ref) <= TOL32 and rel_err(cov, cov_ref) <= TOL32
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float64], ids=["bf16", "fp64"])
+def test_several_tiles_other_dtypes(dtype, small_tiles, nan_buffers):
+    """The bf16 (upcast dot) and float64 (broadcast-sum) products over the same tiling."""
+    x, grid, W, dy = make_case(20, 3, 20, 3, 3, "uniform", seed=4)
+    if dtype == torch.bfloat16:
+        W = W * 0.3
+    x, grid, W, dy = (t.to(dtype) for t in (x, grid, W, dy))
+    y_ref, dx_ref, dw_ref = reference(x, grid, W, 3, dy)
+    y = bspline.kan_linear_fwd(x, grid, W, 3)
+    dx, dw = bspline.kan_linear_bwd(dy, x, grid, W, 3)
+    tol = TOL_BF16 if dtype == torch.bfloat16 else 1e-13
+    assert rel_err(y, y_ref) <= tol and rel_err(dx, dx_ref) <= tol and rel_err(dw, dw_ref) <= tol
+
+
+def test_forced_tiles_are_checked():
+    """A dx column tile narrower than one input's K+1 columns is refused, not run wrong."""
+    with pytest.raises(ValueError, match="holds no whole input"):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(bspline, "_FORCE", {"dx": dict(BLOCK_J=16)})
+            bspline._tiles(torch.float32, 8, 17)
+
+
+@settings(max_examples=5, deadline=None, derandomize=True)
+@given(B=st.integers(1, 35), n_in=st.integers(1, 4), n_out=st.integers(1, 35), G=st.integers(1, 5),
+       k=st.integers(1, 5), kind=st.sampled_from(["uniform", "samples", "repeated"]), seed=st.integers(0, 99))
+def test_property_kernel_equals_reference(B, n_in, n_out, G, k, kind, seed):
+    """Any shape, grid and order (small forced tiles, so the tile and split edges fall anywhere)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(bspline, "_FORCE", SMALL_TILES)
+        mp.setattr(bspline, "_empty", lambda shape, dtype, device: torch.full(shape, float("nan"), dtype=dtype,
+                                                                                device=device))
+        x, grid, W, dy = make_case(B, n_in, n_out, G, k, kind, seed=seed)
+        y_ref, dx_ref, dw_ref = reference(x, grid, W, k, dy)
+        y = bspline.kan_linear_fwd(x, grid, W, k, input_precision="ieee")
+        dx, dw = bspline.kan_linear_bwd(dy, x, grid, W, k, input_precision="ieee")
     assert rel_err(y, y_ref) <= TOL32
     assert rel_err(dx, dx_ref) <= TOL32
     assert rel_err(dw, dw_ref) <= TOL32
