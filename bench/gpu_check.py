@@ -1,4 +1,4 @@
-"""GPU check of the fused KAN kernels (kanswap.kernels.bspline): correctness, then speed.
+"""GPU check of the fused KAN kernels (kanswap.kernels.bspline): correctness, speed, roofline.
 
 Run on a CUDA machine (an H200 is the target; about 2-3 minutes):
 
@@ -7,15 +7,21 @@ Run on a CUDA machine (an H200 is the target; about 2-3 minutes):
 1. correctness: every kernel (forward, dx, dW, basis moments) on fresh random inputs against the
    float64 reference, with every launcher buffer NaN-filled first so unwritten elements show;
    fp32 with input_precision "ieee" (bound 1e-5) and "tf32" (bound 5e-3), bf16 (bound 3e-2);
-2. speed: ``triton.testing.do_bench`` medians of reference vs kernel, forward and forward+backward,
-   fp32 (tf32) and bf16, at (batch, in, out) = (4096, 64, 64), (65536, 256, 256), (16384, 1024, 1024)
-   with G = 5, k = 3; peak memory above the inputs, TFLOP/s (2*B*in*(K+1)*out per GEMM, 3 GEMMs for
-   forward+backward) and the ratio to the matmul floor (plain torch matmuls of the same shapes,
-   tf32 for fp32). A table is printed last; everything is written as JSON to --out.
+2. speed: ``triton.testing.do_bench`` medians of reference vs kernel, forward and forward+backward
+   (and dx, dW alone), fp32 (tf32) and bf16, at (batch, in, out) = (4096, 64, 64), (65536, 256, 256),
+   (16384, 1024, 1024) with G = 5, k = 3; peak memory above the inputs, TFLOP/s (2*B*in*(K+1)*out
+   per GEMM, 3 GEMMs for forward+backward) and the ratio to the matmul floor (plain torch matmuls of
+   the same shapes, tf32 for fp32);
+3. roofline: per shape and kernel the GEMM FLOPs, minimum bytes and the H200 floor (tensor-core
+   peak, HBM bandwidth) beside the measured time. Tables are printed last; everything is written as
+   JSON to --out.
 
 Without a GPU: ``--smoke`` runs the correctness section on tiny shapes in the Triton interpreter
-(TRITON_INTERPRET=1, CPU tensors); ``--compile-only`` compiles every kernel for an sm_90 target
-(no GPU needed) so frontend/lowering errors show on CPU-only machines.
+(TRITON_INTERPRET=1, CPU tensors) and prints the roofline with the floors only; ``--compile-only``
+compiles every launch configuration (fp32/tf32 and bf16, k = 1..5, the benchmark shapes) for sm_90
+(no GPU needed), prints registers, stack (spill), shared memory and resident blocks per SM read
+from each cubin with triton's cuobjdump, and exits non-zero if any variant spills or fits fewer
+than 2 blocks per SM.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 
@@ -50,7 +57,7 @@ if ARGS.compile_only:
 
 import torch  # noqa: E402
 import triton  # noqa: E402
-from kanswap.kernels import bspline  # noqa: E402
+from kanswap.kernels import bspline, swap_cost  # noqa: E402
 
 from kanswap import functional as F  # noqa: E402
 from kanswap.spline import grid_from_samples, uniform_grid  # noqa: E402
@@ -105,14 +112,20 @@ def compile_variants() -> list[tuple[str, str, int, dict, dict]]:
                     key = (kind, ty, tuple(sorted((n, str(v)) for n, v in consts.items())),
                            tuple(sorted(opts.items())))
                     out.setdefault(key, (kind, ty, k, consts, opts))
-    return list(out.values())
+    variants = list(out.values())
+    # The swap-cost kernels (kanswap.kernels.swap_cost) at swap_cost_fwd's default 32-wide blocks.
+    variants.append(("swap_m", "fp32", 0, dict(BI=32, BP=32, BK=32), dict(num_warps=4)))
+    variants.append(("swap_partner", "fp32", 0, dict(BI=32, BJ=32), dict(num_warps=4)))
+    return variants
 
 
-KERNELS = {"fwd": ("kan_linear_fwd_kernel", ["x", "grid", "w", "y"]),
-           "dx": ("kan_linear_bwd_dx_kernel", ["dy", "x", "grid", "w", "dx"]),
-           "dw": ("kan_linear_bwd_dw_kernel", ["dy", "x", "grid", "dwp"]),
-           "mom": ("basis_moments_kernel", ["x", "grid", "shift", "s1", "s2"])}
-ACC_PTRS = {"dwp", "shift", "s1", "s2"}  # fp32 accumulation buffers
+# kind -> (kernel name in bspline or swap_cost, {pointer argument: dtype, None for the variant's dtype}).
+KERNELS = {"fwd": ("kan_linear_fwd_kernel", dict(x=None, grid=None, w=None, y=None)),
+           "dx": ("kan_linear_bwd_dx_kernel", dict(dy=None, x=None, grid=None, w=None, dx=None)),
+           "dw": ("kan_linear_bwd_dw_kernel", dict(dy=None, x=None, grid=None, dwp="fp32")),
+           "mom": ("basis_moments_kernel", dict(x=None, grid=None, shift="fp32", s1="fp32", s2="fp32")),
+           "swap_m": ("_swap_cost_m_kernel", dict(a=None, b=None, m="fp32")),
+           "swap_partner": ("_swap_cost_partner_kernel", dict(m="fp32", dmin="fp32", amin="i64"))}
 
 
 def compile_one(variant) -> dict:
@@ -125,13 +138,13 @@ def compile_one(variant) -> dict:
 
     kind, ty, k, consts, opts = variant
     name, ptrs = KERNELS[kind]
-    fn = getattr(bspline, name)
-    sig = {n: "constexpr" if n in consts else ("*" + ("fp32" if n in ACC_PTRS else ty) if n in ptrs else "i32")
-           for n in fn.arg_names}
-    t0 = time.time()
+    fn = getattr(swap_cost if kind.startswith("swap") else bspline, name)
+    sig = {n: "constexpr" if n in consts else ("*" + (ptrs[n] or ty) if n in ptrs else "i32") for n in fn.arg_names}
+    # CPU seconds of this process and its children (ptxas): on a shared machine wall time says little.
+    t0 = time.process_time() + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
     ck = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts), target=GPUTarget("cuda", 90, 32),
                         options=opts)
-    seconds = time.time() - t0
+    seconds = time.process_time() + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime - t0
     tool = os.path.join(os.path.dirname(triton.__file__), "backends", "nvidia", "bin", "cuobjdump")
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
         f.write(ck.asm["cubin"])
@@ -158,24 +171,26 @@ def compile_only() -> int:
     t0 = time.time()
     with ProcessPoolExecutor(max_workers=ARGS.jobs) as pool:
         rows = list(pool.map(compile_one, variants))
-    hdr = (f"{'kernel':>6} {'dtype':>5} {'k':>2} {'tiles':<30} {'warps':>5} {'stages':>6} | {'regs':>4} "
-           f"{'stack':>5} {'shared B':>8} {'blocks/SM':>9} | {'compile s':>9}")
+    hdr = (f"{'kernel':>12} {'dtype':>5} {'k':>2} {'tiles':<30} {'warps':>5} {'stages':>6} | {'regs':>4} "
+           f"{'stack':>5} {'shared B':>8} {'blocks/SM':>9} | {'CPU s':>6}")
     print(hdr)
     print("-" * len(hdr))
     bad = 0
     for r in rows:
         ok = r["stack"] == 0 and r["blocks_per_sm"] >= 2
         bad += not ok
-        print(f"{r['kernel']:>6} {r['dtype']:>5} {r['k']:>2} {r['tiles']:<30} {r['num_warps']:>5} "
+        print(f"{r['kernel']:>12} {r['dtype']:>5} {r['k']:>2} {r['tiles']:<30} {r['num_warps']:>5} "
               f"{r['num_stages']:>6} | {r['regs']:>4} {r['stack']:>5} {r['shared']:>8} {r['blocks_per_sm']:>9} | "
-              f"{r['seconds']:9.1f}{'' if ok else '  <- spills or < 2 blocks/SM'}")
+              f"{r['seconds']:6.1f}{'' if ok else '  <- spills or < 2 blocks/SM'}")
     first = {}
     for r in rows:  # a first forward+backward call compiles fwd, dx and dW of one dtype and k
-        if r["kernel"] != "mom":
+        if r["kernel"] in ("fwd", "dx", "dw"):
             first[(r["dtype"], r["k"])] = first.get((r["dtype"], r["k"]), 0.0) + r["seconds"]
-    print(f"{len(rows)} variants compiled for sm_90 in {time.time() - t0:.0f}s ({ARGS.jobs} processes); "
-          f"a first forward+backward compiles for {min(first.values()):.0f}-{max(first.values()):.0f}s here "
-          f"(per dtype and k, one shape); {bad} spill or fit < 2 blocks/SM")
+    cpu = sum(r["seconds"] for r in rows)
+    print(f"{len(rows)} variants compiled for sm_90: {time.time() - t0:.0f}s wall ({ARGS.jobs} processes), "
+          f"{cpu:.0f} CPU s (0 for a variant already in triton's cache); a first forward+backward of one dtype "
+          f"and k compiles fwd, dx and dW: {min(first.values()):.0f}-{max(first.values()):.0f} CPU s here; "
+          f"{bad} spill or fit < 2 blocks/SM")
     return 1 if bad else 0
 
 
@@ -262,6 +277,60 @@ def correctness(smoke: bool) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------------------------
+# Roofline
+# ----------------------------------------------------------------------------------------------
+
+# H200 SXM, dense (NVIDIA's datasheet gives 1979 / 989 TFLOP/s with 2:4 sparsity, half of that dense).
+PEAK_TFLOPS = {"bfloat16": 989.0, "float32": 494.0}  # bf16 and tf32 tensor cores
+HBM_TBPS = 4.8
+
+
+def roofline(B: int, n_in: int, n_out: int, dtype: torch.dtype) -> list[dict]:
+    """FLOPs, minimum bytes and the H200 floor of each kernel at one shape (G = G, k = K_ORD).
+
+    FLOPs count the GEMM only (2 per multiply-add of A (B, in*(K+1)) with W (in*(K+1), out)); building
+    the basis is extra CUDA-core work that the floor leaves out. Minimum bytes: every input read once
+    and every output written once, in the tensors' dtype (s bytes each): fwd reads x, W and writes y;
+    dx reads dy, x, W and writes dx; dW reads dy, x and writes dW; fwd+bwd is all three less the
+    repeated reads. The floor is max(FLOPs / tensor-core peak, bytes / HBM bandwidth).
+    """
+    s = torch.finfo(dtype).bits // 8
+    n_j = n_in * (G + K_ORD + 1)
+    gemm = 2.0 * B * n_j * n_out
+    x_b, w_b, y_b = s * B * n_in, s * n_j * n_out, s * B * n_out
+    kernels = {"fwd": (gemm, x_b + w_b + y_b), "dx": (gemm, y_b + x_b + w_b + x_b),
+               "dw": (gemm, y_b + x_b + w_b), "fb": (3 * gemm, 2 * (x_b + w_b + y_b))}
+    peak = PEAK_TFLOPS[str(dtype).replace("torch.", "")] * 1e12
+    rows = []
+    for name, (flops, nbytes) in kernels.items():
+        t_flop, t_mem = flops / peak, nbytes / (HBM_TBPS * 1e12)
+        rows.append(dict(kernel=name, gflop=flops / 1e9, mbytes=nbytes / 1e6, floor_us=max(t_flop, t_mem) * 1e6,
+                         bound="tensor" if t_flop >= t_mem else "HBM"))
+    return rows
+
+
+def print_roofline(bench_rows: list[dict]) -> None:
+    """The floor of every kernel at every benchmark shape, beside the measured time where there is one."""
+    measured = {(r["B"], r["n_in"], r["n_out"], r["dtype"]): r for r in bench_rows}
+    hdr = (f"{'B':>6} {'in':>5} {'out':>5} {'dtype':>8} {'kernel':>6} | {'GFLOP':>7} {'min MB':>8} | "
+           f"{'floor us':>9} {'bound':>6} | {'meas us':>9} {'x floor':>7}")
+    print(f"\nroofline (H200: {PEAK_TFLOPS['bfloat16']:.0f} bf16 / {PEAK_TFLOPS['float32']:.0f} tf32 TFLOP/s, "
+          f"{HBM_TBPS} TB/s; G = {G}, k = {K_ORD}; GEMM FLOPs only)")
+    print(hdr)
+    print("-" * len(hdr))
+    for n_in, n_out in SHAPES:
+        B = BATCH[(n_in, n_out)]
+        for dtype in (torch.float32, torch.bfloat16):
+            ty = str(dtype).replace("torch.", "")
+            m = measured.get((B, n_in, n_out, ty), {})
+            for r in roofline(B, n_in, n_out, dtype):
+                ms = m.get(f"triton_{r['kernel']}_ms")
+                meas = f"{ms * 1e3:9.1f} {ms * 1e3 / r['floor_us']:7.1f}" if ms is not None else f"{'-':>9} {'-':>7}"
+                print(f"{B:>6} {n_in:>5} {n_out:>5} {ty:>8} {r['kernel']:>6} | {r['gflop']:7.1f} "
+                      f"{r['mbytes']:8.1f} | {r['floor_us']:9.1f} {r['bound']:>6} | {meas}")
+
+
+# ----------------------------------------------------------------------------------------------
 # Speed
 # ----------------------------------------------------------------------------------------------
 
@@ -313,13 +382,17 @@ def bench_case(B: int, n_in: int, n_out: int, dtype: torch.dtype, rep: int) -> d
             res[f"{impl}_{name}_peak_mib"] = peak
             res[f"{impl}_{name}_tflops"] = n_gemm * gemm_flops / (ms * 1e-3) / 1e12
             res[f"{impl}_{name}_over_floor"] = ms / res[f"floor_{name}_ms"]
+    # Each backward kernel alone, for the roofline.
+    res["triton_dx_ms"], _ = _time(lambda: bspline.kan_linear_bwd(dy, x, grid, W, K_ORD, need_dw=False), rep)
+    res["triton_dw_ms"], _ = _time(lambda: bspline.kan_linear_bwd(dy, x, grid, W, K_ORD, need_dx=False), rep)
     return res
 
 
 def bench(rep: int) -> list[dict]:
     torch.backends.cuda.matmul.allow_tf32 = True  # the floor for fp32 is a tf32 matmul
     rows = []
-    for B, n_in, n_out in [(4096, 64, 64), (65536, 256, 256), (16384, 1024, 1024)]:
+    for n_in, n_out in SHAPES:
+        B = BATCH[(n_in, n_out)]
         for dtype in (torch.float32, torch.bfloat16):
             rows.append(bench_case(B, n_in, n_out, dtype, rep))
             print(f"benched B={B} in={n_in} out={n_out} {rows[-1]['dtype']}", flush=True)
@@ -357,6 +430,7 @@ def main() -> int:
     with open(ARGS.out, "w") as f:
         json.dump(dict(info=info, correctness=corr, bench=rows), f, indent=1)
     print_table(rows, corr)
+    print_roofline(rows)
     print(f"wrote {ARGS.out} ({info['seconds']:.0f}s)")
     return 0 if all(r["ok"] for r in corr) else 1
 

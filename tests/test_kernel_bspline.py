@@ -42,7 +42,8 @@ if not INTERPRET and not HAS_CUDA:
 
 cuda = pytest.mark.skipif(not HAS_CUDA or INTERPRET, reason="needs a CUDA GPU")
 TOL32 = 1e-5
-TOL_BF16 = 3e-2  # bf16 inputs/features/outputs: a few units of 2^-8 relative to the max
+TOL_BF16 = 3e-2  # bf16 inputs/features/outputs: a few units of 2^-8 relative to the max (measured 2.9e-3 .. 6.2e-3)
+TOL_FP16 = 4e-3  # fp16 (2^-11): measured 2.7e-4 .. 4.4e-4
 
 
 def rel_err(a: torch.Tensor, ref: torch.Tensor) -> float:
@@ -294,8 +295,8 @@ def test_float64_matches_reference_tightly(nan_buffers):
 def test_half_precision(dtype, nan_buffers):
     """16-bit inputs: features rounded to the input dtype before the dot, fp32 accumulation.
 
-    Compared with the float64 reference on the same (rounded) inputs; bound TOL_BF16 covers the
-    rounding of features, output, dx and dW to bf16 (fp16 is 8x tighter but shares the bound).
+    Compared with the float64 reference on the same (rounded) inputs; TOL_BF16 / TOL_FP16 cover the
+    rounding of features, output, dx and dW to the 16-bit type.
     In the interpreter bf16 operands are upcast to fp32 before tl.dot (its bf16 dot is broken);
     the native bf16 MMA is covered by the CUDA tests and bench/gpu_check.py.
     """
@@ -306,9 +307,10 @@ def test_half_precision(dtype, nan_buffers):
     y = bspline.kan_linear_fwd(x, grid, W, 3)
     dx, dw = bspline.kan_linear_bwd(dy, x, grid, W, 3)
     assert y.dtype == dx.dtype == dw.dtype == dtype
-    assert rel_err(y, y_ref) <= TOL_BF16
-    assert rel_err(dx, dx_ref) <= TOL_BF16
-    assert rel_err(dw, dw_ref) <= TOL_BF16
+    tol = TOL_BF16 if dtype == torch.bfloat16 else TOL_FP16
+    assert rel_err(y, y_ref) <= tol
+    assert rel_err(dx, dx_ref) <= tol
+    assert rel_err(dw, dw_ref) <= tol
 
 
 MOMENT_CASES = [(1, 3, 3, 2, "uniform"), (7, 2, 5, 3, "repeated"), (130, 3, 5, 3, "samples"),
