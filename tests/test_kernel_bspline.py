@@ -225,7 +225,7 @@ def test_forced_tiles_are_checked():
             bspline._tiles(torch.float32, 8, 17)
 
 
-@settings(max_examples=5, deadline=None, derandomize=True)
+@settings(max_examples=5, deadline=None, derandomize=True, database=None)
 @given(B=st.integers(1, 35), n_in=st.integers(1, 4), n_out=st.integers(1, 35), G=st.integers(1, 5),
        k=st.integers(1, 5), kind=st.sampled_from(["uniform", "samples", "repeated"]), seed=st.integers(0, 99))
 def test_property_kernel_equals_reference(B, n_in, n_out, G, k, kind, seed):
@@ -421,7 +421,8 @@ def test_interpreter_needs_cpu_tensors():
 def test_kernels_compile_for_sm90():
     """The interpreter runs Python, not the compiler: compile the kernels for an H100/H200 target
     (sm_90; no GPU needed) in a fresh process without TRITON_INTERPRET, so that frontend and
-    lowering errors show up on a CPU-only machine too."""
+    lowering errors, register spills and tiles that fit fewer than 2 blocks per SM show up on a
+    CPU-only machine too (fp32, k = 3 here; CI runs every variant with ``--compile-only``)."""
     script = Path(__file__).resolve().parents[1] / "bench" / "gpu_check.py"
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     cmd = [sys.executable, str(script), "--compile-only", "--quick"]
