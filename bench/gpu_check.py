@@ -90,11 +90,13 @@ def blocks_per_sm(regs: int, smem: int, num_warps: int) -> int:
 
 def compile_variants() -> list[tuple[str, str, int, dict, dict]]:
     """(kernel, dtype, k, constexprs, options) for every distinct launch the launchers make at the
-    benchmark shapes (in = out = 64, 256, 1024; G = 5; k = 1..5; fp32 as tf32, and bf16)."""
+    benchmark shapes (in = out = 64, 256, 1024; G = 5; k = 1..5; fp32 as tf32, and bf16; float64 at
+    k = 3), plus the swap-cost kernels; --quick: fp32 at k = 3 only."""
     out = {}
-    dtypes = [(torch.float32, "fp32"), (torch.bfloat16, "bf16")]
-    ks = [3] if ARGS.quick else [1, 2, 3, 4, 5]
-    for dtype, ty in dtypes[:1] if ARGS.quick else dtypes:
+    # float64 (broadcast-and-sum products; backend="triton" only, e.g. gradcheck): k = 3.
+    dtypes = [(torch.float32, "fp32", [1, 2, 3, 4, 5]), (torch.bfloat16, "bf16", [1, 2, 3, 4, 5]),
+              (torch.float64, "fp64", [3])]
+    for dtype, ty, ks in [(torch.float32, "fp32", [3])] if ARGS.quick else dtypes:
         x = torch.empty(1, 1, dtype=dtype)
         for k in ks:
             nb1 = G + k + 1
@@ -113,17 +115,20 @@ def compile_variants() -> list[tuple[str, str, int, dict, dict]]:
                            tuple(sorted(opts.items())))
                     out.setdefault(key, (kind, ty, k, consts, opts))
     variants = list(out.values())
-    # The swap-cost kernels (kanswap.kernels.swap_cost) at swap_cost_fwd's default 32-wide blocks.
-    variants.append(("swap_m", "fp32", 0, dict(BI=32, BP=32, BK=32), dict(num_warps=4)))
-    variants.append(("swap_partner", "fp32", 0, dict(BI=32, BJ=32), dict(num_warps=4)))
+    # The swap-cost kernels (kanswap.kernels.swap_cost) as swap_cost_fwd launches them by default.
+    sc = swap_cost
+    variants.append(("swap_m", "fp32", 0, dict(BI=sc.BLOCK_I, BP=sc.BLOCK_P, BK=sc.BLOCK_K),
+                     dict(num_warps=sc.M_WARPS)))
+    variants.append(("swap_partner", "fp32", 0, dict(BI=sc.BLOCK_I, BJ=sc.BLOCK_P), dict(num_warps=sc.PARTNER_WARPS)))
     return variants
 
 
-# kind -> (kernel name in bspline or swap_cost, {pointer argument: dtype, None for the variant's dtype}).
+# kind -> (kernel name in bspline or swap_cost, {pointer argument: dtype}); None is the variant's
+# dtype, "acc" its accumulation dtype (fp64 for fp64, else fp32).
 KERNELS = {"fwd": ("kan_linear_fwd_kernel", dict(x=None, grid=None, w=None, y=None)),
            "dx": ("kan_linear_bwd_dx_kernel", dict(dy=None, x=None, grid=None, w=None, dx=None)),
-           "dw": ("kan_linear_bwd_dw_kernel", dict(dy=None, x=None, grid=None, dwp="fp32")),
-           "mom": ("basis_moments_kernel", dict(x=None, grid=None, shift="fp32", s1="fp32", s2="fp32")),
+           "dw": ("kan_linear_bwd_dw_kernel", dict(dy=None, x=None, grid=None, dwp="acc")),
+           "mom": ("basis_moments_kernel", dict(x=None, grid=None, shift="acc", s1="acc", s2="acc")),
            "swap_m": ("_swap_cost_m_kernel", dict(a=None, b=None, m="fp32")),
            "swap_partner": ("_swap_cost_partner_kernel", dict(m="fp32", dmin="fp32", amin="i64"))}
 
@@ -139,7 +144,9 @@ def compile_one(variant) -> dict:
     kind, ty, k, consts, opts = variant
     name, ptrs = KERNELS[kind]
     fn = getattr(swap_cost if kind.startswith("swap") else bspline, name)
-    sig = {n: "constexpr" if n in consts else ("*" + (ptrs[n] or ty) if n in ptrs else "i32") for n in fn.arg_names}
+    names = {None: ty, "acc": "fp64" if ty == "fp64" else "fp32"}
+    sig = {n: "constexpr" if n in consts else ("*" + names.get(ptrs[n], ptrs[n]) if n in ptrs else "i32")
+           for n in fn.arg_names}
     # CPU seconds of this process and its children (ptxas): on a shared machine wall time says little.
     t0 = time.process_time() + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
     ck = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=consts), target=GPUTarget("cuda", 90, 32),
@@ -157,7 +164,7 @@ def compile_one(variant) -> dict:
            f.split(":")[1].isdigit()}
     smem = int(ck.metadata.shared) + use.get("SHARED", 0)
     warps = opts["num_warps"]
-    tiles = " ".join(f"{n.removeprefix('BLOCK_')}={v}" for n, v in consts.items() if n.startswith("BLOCK"))
+    tiles = " ".join(f"{n.removeprefix('BLOCK_')}={v}" for n, v in consts.items() if n.startswith("B"))
     return dict(kernel=kind, dtype=ty, k=k, tiles=tiles, num_warps=warps, num_stages=opts.get("num_stages", 3),
                 regs=use["REG"], stack=use["STACK"], shared=smem,
                 blocks_per_sm=blocks_per_sm(use["REG"], smem, warps), seconds=seconds)

@@ -306,21 +306,23 @@ def _gpu_tiles(nb1: int) -> dict[str, dict]:
     Building the basis in registers inside the K loop is what fills the registers: a (BLOCK_B,
     BLOCK_J) tile holds k+2 knots, k+1 indicator/de Boor values and the silu terms per element. With
     4 warps (128 threads) any count up to the 255-register cap still fits 2 blocks per SM (64 K
-    registers), so the tiles below are the largest that compile for sm_90 without spilling at k = 5
-    (the worst order; ``bench/gpu_check.py --compile-only`` checks all of k = 1..5, fp32 and bf16):
-    measured regs/stack at k = 5 fp32 | bf16 with G = 5:
+    registers); the tiles below compile for sm_90 without spilling, where every larger one tried
+    spilled or left one block per SM (``bench/gpu_check.py --compile-only`` checks them all):
+    registers / stack bytes per thread over k = 1..5, fp32 (tf32) | bf16, G = 5:
 
-    - fwd (64 x 16 basis tile, 128 outputs): 251/0 | 255/0; the 64 x 32 x 128 tile that was used
-      before spilled (255/8 fp32, 255/104 bf16). 8 warps do not spill either but take 188-255
-      registers, so one block per SM.
-    - dx (32 x 64 basis tile, 64-wide output loop, 2 stages): 179/0 | 234/0; 64 x 64 spilled
-      (1336 / 1504 B of stack).
-    - dW (32 x 32 basis tile, 128 outputs): 241/0 | see the gpu_check table; 64 x 32 spilled (16-232 B).
-    - moments: 104 registers, no spill, unchanged.
+    - fwd (64 x 16 basis tile, 128 outputs): 168-251/0 | 168-255/0; the 64 x 32 x 128 tile used
+      before spilled (255/8 fp32, 255/104 bf16 at k = 5). 8 warps do not spill either but take
+      188-255 registers: one block per SM.
+    - dx (32 x 64 basis tile, 64-wide output loop, 2 stages): 168-179/0 | 234-255/0; 64 x 64
+      spilled (1336 / 1504 B of stack at k = 5).
+    - dW (32 x 32 basis tile, 128 outputs): 180-241/0 | 138-220/0; 64 x 32 x 64 spilled (16 / 144 B).
+    - moments (64 rows, 16 columns): 91-176/0 | 64-137/0, as before.
 
-    BLOCK_O is not shape-dependent: at out <= 64 half the output tile is masked, which costs MMA
-    issue slots but not bandwidth, and the basis build (not the MMA) bounds these kernels; one
-    configuration per (kernel, dtype, k) keeps the first call's compile (and CI's check) short.
+    BLOCK_O does not depend on the shape: at out <= 64 half the output tile is masked, which costs
+    MMA issue slots but no bandwidth; per basis element the de Boor triangle takes ~(k+1)(k+2)/2
+    CUDA-core steps against BLOCK_O tensor-core MACs, so the build, not the MMA, should bound
+    these kernels (unmeasured: no GPU yet). One configuration per (kernel, dtype, k) also keeps the
+    first call's compile and CI's check short.
     """
     nb1_pow2 = _next_pow2(nb1)
     return {

@@ -27,6 +27,14 @@ except ImportError:  # pragma: no cover - exercised only without triton
 
 __all__ = ["swap_cost_fwd", "placement_cost_and_partners"]
 
+# Launch configuration, compiled for sm_90 by ``bench/gpu_check.py --compile-only``: the M kernel's
+# IEEE fp32 tl.dot is an FMA loop holding both operand tiles in registers, 255 registers and 8 B of
+# spill at BK = 32, 128 registers and none at BK = 16. The partner kernel spilled 4 B at 80 registers
+# with 4 warps (ptxas' choice, not pressure); 8 warps take 61 and spill nothing.
+BLOCK_I = BLOCK_P = 32
+BLOCK_K = 16
+M_WARPS, PARTNER_WARPS = 4, 8
+
 
 if triton is not None:
 
@@ -114,9 +122,9 @@ def swap_cost_fwd(
     a_in: Tensor,
     b_out: Tensor,
     out: tuple[Tensor, Tensor, Tensor] | None = None,
-    block_i: int = 32,
-    block_p: int = 32,
-    block_k: int = 32,
+    block_i: int = BLOCK_I,
+    block_p: int = BLOCK_P,
+    block_k: int = BLOCK_K,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Launch the two kernels.
 
@@ -178,8 +186,10 @@ def swap_cost_fwd(
         BI=block_i,
         BP=block_p,
         BK=block_k,
+        num_warps=M_WARPS,
     )
-    _swap_cost_partner_kernel[(triton.cdiv(n, block_i),)](m, dmin, amin, n, BI=block_i, BJ=block_p)
+    _swap_cost_partner_kernel[(triton.cdiv(n, block_i),)](m, dmin, amin, n, BI=block_i, BJ=block_p,
+                                                           num_warps=PARTNER_WARPS)
     return m, dmin, amin
 
 
