@@ -41,17 +41,17 @@ def test_refine_keeps_output_where_pykan_changes_it(fitted, tmp_path, monkeypatc
     assert new.grid == 10 and fitted.grid == 3
     assert new.act_fun[0].grid.shape == (2, 17)
     err = _rel(new(x), y)
-    assert err < 1e-2  # measured 1.3e-3
+    assert err < 1e-2  # the bound; measured 1.2e-3
     assert _rel(fitted(x), y) == 0.0  # the caller is untouched
     xt = kanswap.create_dataset(_f, n_var=2, train_num=300, test_num=1, seed=7)["train_input"]
-    assert _rel(new(xt), fitted(xt)) < 1e-2  # fresh inputs: measured 1.4e-3
+    assert _rel(new(xt), fitted(xt)) < 1e-2  # fresh inputs: measured 1.2e-3
 
     ref = kan.KAN(width=[2, 5, 1], grid=3, k=3, seed=0, auto_save=False)
     ref.load_state_dict(state)
     ref(x)
     assert _rel(ref(x), y) < 1e-5
     ref_new = ref.refine(10)
-    assert _rel(ref_new(x), y) > 0.1  # pykan: measured 0.24 (hidden values outside the hidden grid)
+    assert _rel(ref_new(x), y) > 0.1  # pykan: measured 0.55 (hidden values outside the hidden grid)
 
 
 def test_refined_grid_is_pykans_when_data_inside(tmp_path, monkeypatch):
@@ -64,7 +64,7 @@ def test_refined_grid_is_pykans_when_data_inside(tmp_path, monkeypatch):
     child = kan.KAN(width=[3, 4, 1], grid=7, k=3, seed=2, auto_save=False)
     child.initialize_grid_from_another_model(ref, x)
     ours = refined_grid(ref.act_fun[0].grid.data, 3, 7, x=x)
-    torch.testing.assert_close(ours, child.act_fun[0].grid.data, rtol=0, atol=1e-6)  # measured 2.4e-7
+    torch.testing.assert_close(ours, child.act_fun[0].grid.data, rtol=0, atol=1e-6)  # measured 6e-8
     with pytest.raises(ValueError, match="integer >= 1"):
         refined_grid(ref.act_fun[0].grid.data, 3, 0)
 
@@ -78,9 +78,9 @@ def test_initialize_from_another_model_matches_parent(one_thread):
         parent.subnode_scale_0.mul_(1.5)
     child = kanswap.KAN(width=[3, [2, 1], 2], grid=12, k=3, seed=0)
     assert child.initialize_from_another_model(parent, x) is child
-    assert _rel(child(x), parent(x)) < 1e-2  # measured 4e-4
+    assert _rel(child(x), parent(x)) < 3e-3  # measured 2.8e-4
     fresh = torch.rand(50, 3, generator=torch.Generator().manual_seed(9)) * 2 - 1
-    assert _rel(child(fresh), parent(fresh)) < 1e-2
+    assert _rel(child(fresh), parent(fresh)) < 3e-3  # measured 3.3e-4
     other = kanswap.KAN(width=[3, 2], seed=0)
     with pytest.raises(ValueError, match="same width"):
         other.initialize_from_another_model(parent, x)
@@ -105,4 +105,4 @@ def test_initialize_grid_from_another_model_equals_pykan(tmp_path, monkeypatch):
     want = spline(x, ours_parent.act_fun[0].grid, ours_parent.act_fun[0].coef, 3)
     got = spline(x, ours.act_fun[0].grid, ours.act_fun[0].coef, 3)
     pyk = spline(x, ref.act_fun[0].grid, ref.act_fun[0].coef.detach(), 3)
-    assert _rel(got, want) < 1e-3 and _rel(pyk, want) < 1e-3  # measured 2e-5 and 2e-5
+    assert _rel(got, want) < 2e-6 and _rel(pyk, want) < 2e-6  # measured 1.1e-7 and 1.8e-7

@@ -41,7 +41,7 @@ def test_pykan_notebook_refine_rewind_prune_writes_no_files(tmp_path, monkeypatc
                      "0.2 => fit => 0.3", "### Round 1 ###", "1.1 => prune => 1.2"]
     # Version 0.1 is the model after the first fit; 0.2 the refined one.
     v1, v2 = model.checkout("0.1"), model.checkout("1.1")
-    assert all(torch.equal(a, b) for a, b in zip(v1.state_dict().values(), v2.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(v1.state_dict().values(), v2.state_dict().values(), strict=True))
     assert model.checkout("0.2").grid == 10
 
 
