@@ -10,8 +10,9 @@ batch sum is the per-sample gradient). The model is evaluated through per-edge s
 (``KANLayer.edge_outputs``), which autograd can differentiate more than once; the fast path's
 hand-written backward gives first derivatives only.
 
-pykan 0.2.8's ``KAN.tree()`` and ``MLP.tree()`` raise NameError (``plot_tree`` is not imported);
-its ``plot_tree`` also crashes when ``in_var`` is given. Both work here.
+pykan 0.2.8's ``MLP.tree()`` raises NameError (``plot_tree`` is not imported in kan/MLP.py) and
+its ``plot_tree`` crashes when ``in_var`` is given (it reads an unset variable); both work here.
+``tree`` returns the Figure (pykan's returns None after ``plt.show()``).
 """
 
 from __future__ import annotations
