@@ -157,7 +157,9 @@ def checkout(model, model_id: str):
     if model.auto_save:
         from .checkpoint import load_model
 
-        return load_model(os.path.join(model.ckpt_path, str(model_id)), device=model.device)
+        old = load_model(os.path.join(model.ckpt_path, str(model_id)), device=model.device)
+        old.auto_save = True  # its next versions go to the same folder
+        return old
     return _store(model).build(str(model_id), model.device)
 
 

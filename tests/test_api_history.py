@@ -127,3 +127,16 @@ def test_pykan_rewind_needs_files_and_breaks_the_caller(tmp_path, monkeypatch):
     ours.rewind("0.0")
     ours.remove_edge(0, 1, 0)
     assert ours.state_id == 2
+
+
+def test_loaded_checkpoint_starts_its_history_at_the_loaded_weights(tmp_path):
+    model = _model()
+    model.remove_edge(0, 2, 3)  # version 0.1
+    path = str(tmp_path / "ckpt")
+    model.saveckpt(path)
+    loaded = kanswap.KAN.loadckpt(path)
+    assert (loaded.round, loaded.state_id) == (0, 1)
+    loaded.remove_edge(0, 0, 0)
+    first = loaded.checkout("0.1")
+    assert first.act_fun[0].mask[2, 3] == 0 and first.act_fun[0].mask[0, 0] == 1
+    assert torch.equal(first.act_fun[0].coef, model.act_fun[0].coef)
