@@ -10,7 +10,8 @@ The store is shared by every model derived from one another (copies, refined, pr
 models), as pykan's models share their checkpoint folder. It holds at most ``max_versions`` (64)
 versions and ``max_bytes`` (256 MiB) of parameters and cached data; past either bound the oldest
 versions are dropped, and rewinding to one of those raises a KeyError that says so. 64 versions of
-the reference KAN [9,10,10,1] take ~1 MB (16 KB of parameters and 15 KB of cached data each).
+the reference KAN [9,10,10,1] take 1.05 MB (12.7 KB of parameters and 3.7 KB of cached data each,
+which is counted per version though versions share it); a snapshot takes ~2 ms there.
 
 Differences from pykan, each a pykan defect:
 - pykan's ``rewind`` sets the *caller's* ``state_id`` to a string (its next ``log_history`` then
