@@ -14,6 +14,8 @@ L2, ``tests/test_api_grid.py``): after grid updates stop, hidden values drift ou
 layer's grid (to -1.08 on an interior of [-0.31, 0.13]); the old spline still covers them with
 its wide extension knots, pykan's finer grid, on the same interior, cannot. kanswap's refine stays
 within 1e-2 (measured 1.2e-3).
+pykan's refined model also shares the storage of scale_base, scale_sp, mask, the affine values and
+the symbolic layers with the original, so fitting one changes the other; kanswap's copies them.
 """
 
 from __future__ import annotations

@@ -52,6 +52,11 @@ def test_refine_keeps_output_where_pykan_changes_it(fitted, tmp_path, monkeypatc
     assert _rel(ref(x), y) < 1e-5
     ref_new = ref.refine(10)
     assert _rel(ref_new(x), y) > 0.1  # pykan: measured 0.55 (hidden values outside the hidden grid)
+    # pykan's refined model shares scale_base/scale_sp/mask/affine storage with the original (training
+    # one trains the other); kanswap's shares nothing.
+    assert ref_new.act_fun[0].scale_base.data_ptr() == ref.act_fun[0].scale_base.data_ptr()
+    ours_params = {p.data_ptr() for p in new.parameters()}
+    assert not ours_params & {p.data_ptr() for p in fitted.parameters()}
 
 
 def test_refined_grid_is_pykans_when_data_inside(tmp_path, monkeypatch):
