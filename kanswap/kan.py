@@ -836,6 +836,15 @@ class KAN(nn.Module):
     def get_params(self):
         return self.parameters()
 
+    def disable_symbolic_in_fit(self, lamb: float) -> tuple[bool, bool]:
+        """pykan's fit helper: save_act off when lamb == 0, symbolic off (kanswap has none); returns
+        the old (save_act, symbolic_enabled) to restore."""
+        old = (self.save_act, self.symbolic_enabled)
+        if lamb == 0.0:
+            self.save_act = False
+        self.symbolic_enabled = False
+        return old
+
     def feature_interaction(self, l: int, neuron_th: float = 1e-2, feature_th: float = 1e-2) -> dict:
         from .introspect import feature_interaction
 

@@ -77,6 +77,11 @@ def test_evaluate_speed_get_params_equal_pykan(pair):
     with pytest.raises(KeyError, match="test_label"):
         ours.evaluate({"test_input": data["test_input"]})
     assert [p.shape for p in ours.get_params()] == [p.shape for p in ref.get_params()]
+    for lamb in (0.0, 0.1):
+        ours.save_act = ref.save_act = True
+        assert ours.disable_symbolic_in_fit(lamb) == ref.disable_symbolic_in_fit(lamb) == (True, True)
+        assert (ours.save_act, ours.symbolic_enabled) == (ref.save_act, ref.symbolic_enabled)
+        ours.symbolic_enabled = ref.symbolic_enabled = True
     assert ours.speed() is ours
     assert (ours.save_act, ours.symbolic_enabled, ours.auto_save) == (False, False, False)
     assert ours(data["test_input"]).shape == (19, 2)
