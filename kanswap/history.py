@@ -32,7 +32,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
-__all__ = ["VersionStore", "start_history", "log_version", "rewind", "checkout", "history"]
+__all__ = ["VersionStore", "start_history", "log_version", "rewind", "checkout", "history", "history_lines"]
 
 
 def _nbytes(t: torch.Tensor | None) -> int:
@@ -187,17 +187,21 @@ def rewind(model, model_id: str):
     return old
 
 
-def history(model, k="all") -> list[str]:
-    """Print the last k lines of the version log (all by default) and return them."""
+def history_lines(model, k="all") -> list[str]:
+    """The last k lines of the version log (all by default)."""
     if model.auto_save:
         with open(os.path.join(model.ckpt_path, "history.txt")) as f:
             lines = [line.rstrip("\n") for line in f]
     else:
         lines = list(_store(model).lines)
     if k != "all":
-        if not isinstance(k, int) or k < 0:
+        if not isinstance(k, int) or isinstance(k, bool) or k < 0:
             raise ValueError(f"k must be 'all' or a non-negative int, got {k!r}")
         lines = lines[len(lines) - k:] if k else []
-    for line in lines:
-        print(line)
     return lines
+
+
+def history(model, k="all") -> None:
+    """Print the last k lines of the version log (pykan's history; returns None like it)."""
+    for line in history_lines(model, k):
+        print(line)

@@ -755,11 +755,11 @@ class KAN(nn.Module):
 
         return checkout(self, model_id)
 
-    def history(self, k="all") -> list[str]:
-        """Print (and return) the last k lines of the version log."""
+    def history(self, k="all") -> None:
+        """Print the last k lines of the version log (``kanswap.history.history_lines`` returns them)."""
         from .history import history
 
-        return history(self, k)
+        history(self, k)
 
     def refine(self, new_grid: int) -> KAN:
         """A new model with ``new_grid`` grid intervals computing the same function on the cached data."""

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import kanswap
-from kanswap.history import VersionStore
+from kanswap.history import VersionStore, history_lines
 
 NOTEBOOK = """
 import torch
@@ -36,9 +36,11 @@ def test_pykan_notebook_refine_rewind_prune_writes_no_files(tmp_path, monkeypatc
     assert model.grid == 3 and model.round == 1 and model.state_id == 2
     out = capsys.readouterr().out
     assert "rewind to model version 0.1, renamed as 1.1" in out
-    lines = model.history()
-    assert lines == ["### Round 0 ###", "init => 0.0", "0.0 => fit => 0.1", "0.1 => refine => 0.2",
-                     "0.2 => fit => 0.3", "### Round 1 ###", "1.1 => prune => 1.2"]
+    log = ["### Round 0 ###", "init => 0.0", "0.0 => fit => 0.1", "0.1 => refine => 0.2", "0.2 => fit => 0.3",
+           "### Round 1 ###", "1.1 => prune => 1.2"]
+    assert out.splitlines()[-len(log):] == log  # the notebook's own model.history()
+    assert model.history() is None  # like pykan's: printed, not returned
+    assert capsys.readouterr().out.splitlines() == log
     # Version 0.1 is the model after the first fit; 0.2 the refined one.
     v1, v2 = model.checkout("0.1"), model.checkout("1.1")
     assert all(torch.equal(a, b) for a, b in zip(v1.state_dict().values(), v2.state_dict().values(), strict=True))
@@ -69,8 +71,8 @@ def test_versions_in_memory_and_caller_untouched(tmp_path, monkeypatch):
     assert (back.round, back.state_id) == (1, 1)
     assert (model.round, model.state_id) == (0, 2)  # pykan sets the caller's state_id to '1' (a str)
     back.remove_node(1, 2)
-    assert back.history(2) == ["### Round 1 ###", "1.1 => remove_node => 1.2"]
-    assert model.history(k=1) == ["1.1 => remove_node => 1.2"]  # one shared log, like pykan's folder
+    assert history_lines(back, 2) == ["### Round 1 ###", "1.1 => remove_node => 1.2"]
+    assert history_lines(model, k=1) == ["1.1 => remove_node => 1.2"]  # one shared log, like pykan's folder
     with pytest.raises(KeyError, match="no model version '3.3'"):
         model.checkout("3.3")
     with pytest.raises(ValueError, match="round"):
@@ -103,12 +105,12 @@ def test_auto_save_keeps_pykans_layout(tmp_path):
     model.remove_edge(0, 0, 0)
     model.remove_edge(0, 1, 0)
     assert sorted(os.listdir(path)) == ["0.0", "0.1", "0.2", "history.txt"]
-    assert model.history() == ["0.0 => remove_edge => 0.1", "0.1 => remove_edge => 0.2"]
+    assert history_lines(model) == ["0.0 => remove_edge => 0.1", "0.1 => remove_edge => 0.2"]
     back = model.rewind("0.1")
     assert back.act_fun[0].mask[0, 0] == 0 and back.act_fun[0].mask[1, 0] == 1
     assert (back.round, back.state_id) == (1, 1) and "1.1" in os.listdir(path)
     assert model.checkout("0.2").act_fun[0].mask[1, 0] == 0
-    assert model.history(1) == ["### Round 1 ###"]
+    assert history_lines(model, 1) == ["### Round 1 ###"]
 
 
 def test_pykan_rewind_needs_files_and_breaks_the_caller(tmp_path, monkeypatch):
