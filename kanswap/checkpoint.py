@@ -15,6 +15,8 @@ import random
 import numpy as np
 import torch
 
+from .history import start_history
+
 __all__ = ["save_model", "load_model", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
@@ -44,6 +46,7 @@ def _from_state(config: dict, state: dict, device):
     config = dict(config)
     config["device"] = device
     config["auto_save"] = False
+    config["first_init"] = False
     # KAN() seeds the global RNGs (pykan's behaviour); loading a file must not.
     np_state, py_state = np.random.get_state(), random.getstate()
     with torch.random.fork_rng(devices=[]):
@@ -52,6 +55,7 @@ def _from_state(config: dict, state: dict, device):
     random.setstate(py_state)
     # The saved model may have been pruned or updated: shapes come from the state_dict.
     model.load_state_dict(state)
+    model._versions = start_history(model)  # the loaded weights are the first in-memory version
     return model
 
 

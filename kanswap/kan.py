@@ -17,6 +17,7 @@ from torch import nn
 
 from . import swap as swap_math
 from .fit import fit as run_fit
+from .history import log_version, start_history
 from .layer import KANLayer, check_input, resolve_base_fun
 
 __all__ = ["KAN", "MultKAN", "REG_METRICS"]
@@ -179,6 +180,8 @@ class KAN(nn.Module):
         if auto_save and first_init:
             os.makedirs(ckpt_path, exist_ok=True)
             self.saveckpt(os.path.join(ckpt_path, f"{self.round}.{self.state_id}"))
+        # Versions for rewind/checkout/history, in memory unless auto_save (kanswap/history.py).
+        self._versions = start_history(self) if first_init else None
 
     # -- structure ------------------------------------------------------------------------------
     @property
@@ -669,14 +672,9 @@ class KAN(nn.Module):
 
     # -- pruning, plotting, checkpoints (kanswap/prune.py, plot.py, checkpoint.py) ---------------
     def log_history(self, name: str) -> None:
-        """With auto_save on, save a checkpoint ``{ckpt_path}/{round}.{state_id}`` after ``name``."""
-        if not self.auto_save:
-            return
-        os.makedirs(self.ckpt_path, exist_ok=True)
-        with open(os.path.join(self.ckpt_path, "history.txt"), "a") as f:
-            f.write(f"{self.round}.{self.state_id} => {name} => {self.round}.{self.state_id + 1}\n")
-        self.state_id += 1
-        self.saveckpt(os.path.join(self.ckpt_path, f"{self.round}.{self.state_id}"))
+        """Record the model as version ``{round}.{state_id + 1}`` after ``name``: in memory, or as the
+        checkpoint ``{ckpt_path}/{round}.{state_id}`` with auto_save (kanswap/history.py)."""
+        log_version(self, name)
 
     def config(self) -> dict:
         """Constructor arguments that rebuild this model's structure (plain Python values)."""
@@ -742,6 +740,160 @@ class KAN(nn.Module):
 
         return plot_kan(self, folder=folder, beta=beta, metric=metric, scale=scale, tick=tick, sample=sample,
                         in_vars=in_vars, out_vars=out_vars, title=title, varscale=varscale)
+
+    # -- the rest of pykan's numeric API (kanswap/history.py, grid_ops.py, edit.py, introspect.py,
+    #    tree.py); pykan's signatures, no files written unless auto_save ----------------------------
+    def rewind(self, model_id: str) -> KAN:
+        """Version ``model_id`` ('{round}.{state_id}') as a new model, renamed into a new round."""
+        from .history import rewind
+
+        return rewind(self, model_id)
+
+    def checkout(self, model_id: str) -> KAN:
+        """Version ``model_id`` as a new model; nothing else changes."""
+        from .history import checkout
+
+        return checkout(self, model_id)
+
+    def history(self, k="all") -> None:
+        """Print the last k lines of the version log (``kanswap.history.history_lines`` returns them)."""
+        from .history import history
+
+        history(self, k)
+
+    def refine(self, new_grid: int) -> KAN:
+        """A new model with ``new_grid`` grid intervals computing the same function on the cached data."""
+        from .grid_ops import refine
+
+        return refine(self, new_grid)
+
+    def initialize_from_another_model(self, another_model: KAN, x: torch.Tensor) -> KAN:
+        from .grid_ops import initialize_from_another_model
+
+        return initialize_from_another_model(self, another_model, x)
+
+    def initialize_grid_from_another_model(self, model: KAN, x: torch.Tensor) -> None:
+        from .grid_ops import initialize_grid_from_another_model
+
+        initialize_grid_from_another_model(self, model, x)
+
+    def remove_edge(self, l: int, i: int, j: int, log_history: bool = True) -> None:
+        from .edit import remove_edge
+
+        remove_edge(self, l, i, j)
+        if log_history:
+            self.log_history("remove_edge")
+
+    def remove_node(self, l: int, i: int, mode: str = "all", log_history: bool = True) -> None:
+        from .edit import remove_node
+
+        remove_node(self, l, i, mode)
+        if log_history:
+            self.log_history("remove_node")
+
+    def module(self, start_layer: int, chain: str) -> None:
+        from .edit import module
+
+        module(self, start_layer, chain)
+        self.log_history("module")
+
+    def expand_width(self, layer_id: int, n_added_nodes: int, sum_bool: bool = True, mult_arity=2) -> None:
+        from .edit import expand_width
+
+        expand_width(self, layer_id, n_added_nodes, sum_bool, mult_arity)
+
+    def expand_depth(self) -> None:
+        from .edit import expand_depth
+
+        expand_depth(self)
+
+    def perturb(self, mag: float = 1.0, mode: str = "non-intrusive") -> None:
+        from .edit import perturb
+
+        perturb(self, mag, mode)
+        self.log_history("perturb")
+
+    def get_fun(self, l: int, i: int, j: int, plot: bool = True):
+        from .introspect import get_fun
+
+        return get_fun(self, l, i, j, plot)
+
+    def get_range(self, l: int, i: int, j: int, verbose: bool = True):
+        from .introspect import get_range
+
+        return get_range(self, l, i, j, verbose)
+
+    def evaluate(self, dataset: dict) -> dict:
+        from .introspect import evaluate
+
+        return evaluate(self, dataset)
+
+    def speed(self, compile: bool = False):
+        from .introspect import speed
+
+        return speed(self, compile)
+
+    def get_params(self):
+        return self.parameters()
+
+    def disable_symbolic_in_fit(self, lamb: float) -> tuple[bool, bool]:
+        """pykan's fit helper: save_act off when lamb == 0, symbolic off (kanswap has none); returns
+        the old (save_act, symbolic_enabled) to restore."""
+        old = (self.save_act, self.symbolic_enabled)
+        if lamb == 0.0:
+            self.save_act = False
+        self.symbolic_enabled = False
+        return old
+
+    def feature_interaction(self, l: int, neuron_th: float = 1e-2, feature_th: float = 1e-2) -> dict:
+        from .introspect import feature_interaction
+
+        return feature_interaction(self, l, neuron_th, feature_th)
+
+    def tree(self, x=None, in_var=None, style: str = "tree", sym_th: float = 1e-3, sep_th: float = 1e-1,
+             skip_sep_test: bool = False, verbose: bool = False):
+        from .tree import plot_tree
+
+        return plot_tree(self, x, in_var=in_var, style=style, sym_th=sym_th, sep_th=sep_th,
+                         skip_sep_test=skip_sep_test, verbose=verbose)
+
+    @staticmethod
+    def score2alpha(score, beta: float = 3.0):
+        from .introspect import score2alpha
+
+        return score2alpha(score, beta)
+
+    def get_coordinate(self, n: int) -> torch.Tensor:
+        from .introspect import get_coordinate
+
+        return get_coordinate(n, self.device)
+
+    def _symbolic(self, name: str):
+        raise NotImplementedError(
+            f"{name}: kanswap does not do symbolic regression. Fit numerically, inspect edges with "
+            "get_fun(l, i, j) / plot(), and fit formulas to those samples yourself, or run pykan's "
+            "KAN (load this model's state_dict into it) for the symbolic steps")
+
+    def fix_symbolic(self, *args, **kwargs):
+        self._symbolic("fix_symbolic")
+
+    def unfix_symbolic(self, *args, **kwargs):
+        self._symbolic("unfix_symbolic")
+
+    def unfix_symbolic_all(self, *args, **kwargs):
+        self._symbolic("unfix_symbolic_all")
+
+    def set_mode(self, *args, **kwargs):
+        self._symbolic("set_mode")
+
+    def suggest_symbolic(self, *args, **kwargs):
+        self._symbolic("suggest_symbolic")
+
+    def auto_symbolic(self, *args, **kwargs):
+        self._symbolic("auto_symbolic")
+
+    def symbolic_formula(self, *args, **kwargs):
+        self._symbolic("symbolic_formula")
 
 
 MultKAN = KAN

@@ -216,3 +216,12 @@ class MLP(nn.Module):
         from .plot import plot_mlp
 
         return plot_mlp(self, beta=beta, scale=scale, metric=metric, folder=folder)
+
+    # -- pykan's hypothesis tree (kanswap/tree.py; pykan's MLP.tree raises NameError) ------------
+    def tree(self, x=None, in_var=None, style: str = "tree", sym_th: float = 1e-3, sep_th: float = 1e-1,
+             skip_sep_test: bool = False, verbose: bool = False):
+        """Draw the separability/symmetry tree of the function on x (default: cached data); returns the Figure."""
+        from .tree import plot_tree
+
+        return plot_tree(self, x, in_var=in_var, style=style, sym_th=sym_th, sep_th=sep_th,
+                         skip_sep_test=skip_sep_test, verbose=verbose)

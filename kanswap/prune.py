@@ -82,8 +82,8 @@ def _subset(model, keep_nodes: list[list[int]]):
 
 
 def _log(model, new, name: str, log_history: bool) -> None:
-    if log_history and model.auto_save:
-        new.log_history(name)
+    if log_history:
+        new.log_history(name)  # in memory unless auto_save (kanswap/history.py)
 
 
 def prune_node(model, threshold: float = 1e-2, mode: str = "auto", active_neurons_id=None,
