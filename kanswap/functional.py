@@ -57,6 +57,22 @@ def fold_weight(
     return torch.cat([w_base, w_sp], dim=1)
 
 
+# Points (rows x inputs) per block of the tabled basis: its temporaries (the (points, (k+1)^2)
+# coefficient rows, indices, values) stay bounded. Measured at (4096, 64, 64) and (1024, 256, 256),
+# one thread, interleaved: one block for all 262144 points peaks at 36 MiB in forward+backward
+# (flashkan: 17) and its backward is 1.3x slower at (4096, 64); 2^16 points: 21-23 MiB and the
+# fastest of 2^14, 2^16, 2^18; 2^14: the same memory, 1.1x slower forward (16 blocks' op overhead).
+_BLOCK = 1 << 16
+
+
+def _blocks(B: int, n: int) -> list[tuple[int, int]]:
+    """Row ranges of about _BLOCK points; one range while tracing (Inductor fuses the whole)."""
+    if torch.compiler.is_compiling():
+        return [(0, B)]
+    rows = max(1, _BLOCK // max(n, 1))
+    return [(s, min(s + rows, B)) for s in range(0, B, rows)]
+
+
 def _features(x: torch.Tensor, grid: torch.Tensor, k: int, base_fun: str, derivative: bool):
     """Features (B, n, K+1) and what the backward needs: (feats, saved tensors, info or None)."""
     B, n = x.shape
@@ -66,9 +82,15 @@ def _features(x: torch.Tensor, grid: torch.Tensor, k: int, base_fun: str, deriva
     info = None if k == 0 else _GridInfo.of(grid, k)
     if info is not None and info.coef is not None:
         # Window values go straight to distinct columns: one scatter_, no masks, no collisions.
-        values, jf, u = window_eval(x, info)
-        feats.scatter_(2, info.cols.index_select(0, jf.view(-1)).view(B, n, k + 1), values)
-        return feats, (jf, u, info.cols, info.dcoef), info
+        jf_all = torch.empty(B, n, dtype=torch.long, device=x.device) if derivative else None
+        u_all = torch.empty_like(x) if derivative else None
+        for s, e in _blocks(B, n):
+            values, jf, u = window_eval(x[s:e], info)
+            feats[s:e].scatter_(2, info.cols.index_select(0, jf.view(-1)).view(e - s, n, k + 1), values)
+            if derivative:
+                jf_all[s:e] = jf
+                u_all[s:e] = u
+        return feats, (jf_all, u_all, info.cols, info.dcoef), info
     values, first, dvalues = local_parts(x, grid, k, derivative=derivative)
     # Functions that do not exist have value 0, so clamping their column and adding is exact.
     cols = (first.unsqueeze(-1) + torch.arange(k + 1, device=x.device)).clamp_(0, n_basis - 1).add_(1)
@@ -80,9 +102,10 @@ class BasisFeatures(torch.autograd.Function):
     """x (B, in) -> A (B, in, K+1) = [base(x_i), B_1(x_i) .. B_K(x_i)], with a hand-written backward:
     dx_i = dA_i0 base'(x_i) + sum over the k+1 window columns of dA_im B_m'(x_i).
 
-    Autograd through the basis would record ~20 ops per layer call; here the backward is one
-    lookup, a Horner pass for the derivative, one gather, a product and a sum. Saved: the interval
-    index and fraction (B, in) each, not the (B, in, k+1) derivative and columns.
+    Autograd through the basis would record ~20 ops per layer call; here the backward is, per block
+    of points, one lookup of the columns and derivative coefficients, a Horner pass, one gather, a
+    product and a sum. Saved: the interval index and fraction (B, in) each, not the (B, in, k+1)
+    derivative and columns.
     """
 
     @staticmethod
@@ -99,14 +122,18 @@ class BasisFeatures(torch.autograd.Function):
     def backward(ctx, ga):
         x, *saved = ctx.saved_tensors
         k = ctx.k
-        if ctx.tabled:
-            jf, u, cols_table, dcoef = saved
-            cols = cols_table.index_select(0, jf.view(-1)).view(*jf.shape, k + 1)
-            dvalues = _horner(F.embedding(jf, dcoef).view(*jf.shape, k, k + 1), u)
-        else:
-            cols, dvalues = saved
         gx = ga[..., 0] * BASE_FUNS[ctx.base_fun][1](x)
-        return gx.add_((ga.gather(2, cols).mul_(dvalues)).sum(-1)), None, None, None
+        if not ctx.tabled:
+            cols, dvalues = saved
+            return gx.add_((ga.gather(2, cols).mul_(dvalues)).sum(-1)), None, None, None
+        jf_all, u_all, cols_table, dcoef = saved
+        B, n = x.shape
+        for s, e in _blocks(B, n):
+            jf, u = jf_all[s:e], u_all[s:e]
+            cols = cols_table.index_select(0, jf.reshape(-1)).view(e - s, n, k + 1)
+            dvalues = _horner(F.embedding(jf, dcoef).view(e - s, n, k, k + 1), u)
+            gx[s:e] += ga[s:e].gather(2, cols).mul_(dvalues).sum(-1)
+        return gx, None, None, None
 
 
 def basis_features(x: torch.Tensor, grid: torch.Tensor, k: int, base_fun: str | Callable = "silu") -> torch.Tensor:

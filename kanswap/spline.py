@@ -247,8 +247,11 @@ def _horner(coef: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         return coef[..., 0, :].clone()
     ue = u.unsqueeze(-1)
     out = torch.addcmul(coef[..., D - 2, :], coef[..., D - 1, :], ue)
+    grad = torch.is_grad_enabled() and (u.requires_grad or coef.requires_grad)
     for p in range(D - 3, -1, -1):
-        out.mul_(ue).add_(coef[..., p, :])
+        # One pass a power (out= may alias an input of an elementwise op), not a mul_ and an add_;
+        # autograd (pykan's forward differentiates through the basis) takes the plain op.
+        out = torch.addcmul(coef[..., p, :], out, ue) if grad else torch.addcmul(coef[..., p, :], out, ue, out=out)
     return out
 
 
