@@ -1,4 +1,4 @@
-"""kanswap.spline against pykan's kan.spline (BEHAVIOR.md §3): basis, derivative, grids, fits."""
+"""kanswap.spline against pykan's kan.spline: basis, derivative, grids, fits."""
 
 import pytest
 import torch
