@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .spline import _GridInfo, _horner, local_parts, window_eval
+from .spline import _GridInfo, _horner, bspline_dense, local_parts, window_eval
 
 __all__ = [
     "BASE_FUNS",
@@ -66,17 +66,20 @@ _BLOCK = 1 << 16
 
 
 def _blocks(B: int, n: int) -> list[tuple[int, int]]:
-    """Row ranges of about _BLOCK points; one range while tracing (Inductor fuses the whole)."""
-    if torch.compiler.is_compiling():
-        return [(0, B)]
+    """Row ranges of about _BLOCK points."""
     rows = max(1, _BLOCK // max(n, 1))
     return [(s, min(s + rows, B)) for s in range(0, B, rows)]
 
 
 def _features(x: torch.Tensor, grid: torch.Tensor, k: int, base_fun: str, derivative: bool):
-    """Features (B, n, K+1) and what the backward needs: (feats, saved tensors, info or None)."""
+    """Features (B, n, K+1) and what the backward needs: (feats, saved tensors, route), route the
+    grid's tables, "dense" (traced code) or None (de Boor's local triangle)."""
     B, n = x.shape
     n_basis = grid.shape[1] - 1 - k
+    if torch.compiler.is_compiling():
+        # Traced: dense recursion, elementwise only, which Inductor fuses; x alone is saved.
+        values, _ = bspline_dense(x, grid, k)
+        return torch.cat([BASE_FUNS[base_fun][0](x).unsqueeze(-1), values], -1), (grid,), "dense"
     feats = x.new_zeros(B, n, n_basis + 1)
     feats[..., 0] = BASE_FUNS[base_fun][0](x)
     info = None if k == 0 else _GridInfo.of(grid, k)
@@ -112,7 +115,7 @@ class BasisFeatures(torch.autograd.Function):
     def forward(ctx, x, grid, k: int, base_fun: str):
         need = ctx.needs_input_grad[0]
         feats, saved, info = _features(x, grid, k, base_fun, derivative=need)
-        ctx.tabled = info is not None
+        ctx.route = "table" if isinstance(info, _GridInfo) else (info or "local")
         ctx.k = k
         ctx.base_fun = base_fun
         ctx.save_for_backward(x, *(saved if need else ()))
@@ -123,7 +126,11 @@ class BasisFeatures(torch.autograd.Function):
         x, *saved = ctx.saved_tensors
         k = ctx.k
         gx = ga[..., 0] * BASE_FUNS[ctx.base_fun][1](x)
-        if not ctx.tabled:
+        if ctx.route == "dense":
+            (grid,) = saved
+            _, dvalues = bspline_dense(x, grid, k, derivative=True)
+            return gx + (ga[..., 1:] * dvalues).sum(-1), None, None, None
+        if ctx.route == "local":
             cols, dvalues = saved
             return gx.add_((ga.gather(2, cols).mul_(dvalues)).sum(-1)), None, None, None
         jf_all, u_all, cols_table, dcoef = saved

@@ -34,6 +34,7 @@ __all__ = [
     "local_parts",
     "bspline_local",
     "bspline_basis",
+    "bspline_dense",
     "coef_to_curve",
     "curve_to_coef",
     "grid_from_samples",
@@ -290,6 +291,41 @@ def _local(x: torch.Tensor, grid: torch.Tensor, k: int, derivative: bool):
     inside = ((t >= 0) & (t <= P - 2)).unsqueeze(-1)
     mask = ((s >= 0) & (s <= n_basis - 1) & inside).to(x.dtype)
     return values * mask, t - k, (dvalues * mask if derivative else None)
+
+
+def _inverse_span(g: torch.Tensor, j: int) -> torch.Tensor:
+    """1 / (g_{s+j} - g_s) for g (1, n, P) -> (1, n, P - j), 0 where the span is 0 (0/0 := 0)."""
+    span = g[..., j:] - g[..., :-j]
+    safe = torch.where(span > 0, span, torch.ones_like(span))
+    return torch.where(span > 0, 1.0 / safe, torch.zeros_like(span))
+
+
+def bspline_dense(x: torch.Tensor, grid: torch.Tensor, k: int, derivative: bool = False):
+    """All G + k functions by the Cox-de Boor recursion, as broadcast elementwise ops only (no
+    index, gather or scatter): x (B, n) -> values (B, n, G+k) and their derivative (or None).
+
+    The route for traced code: Inductor fuses it into one loop over the points, where the
+    tabled window (lookups, a scatter) compiles to scalar loops (measured at (1024, 256, 256),
+    fwd+bwd, one thread: 2.3x slower than eager). Zero knot spans count 0 (0/0 := 0).
+    """
+    xe = x.unsqueeze(-1)
+    g = grid.unsqueeze(0)  # (1, n, P)
+    values = ((xe >= g[..., :-1]) & (xe < g[..., 1:])).to(x.dtype)
+    prev = values
+    for j in range(1, k + 1):
+        inv = _inverse_span(g, j)
+        prev = values
+        # B_{s,j} = (x - g_s)/(g_{s+j} - g_s) B_{s,j-1} + (g_{s+j+1} - x)/(g_{s+j+1} - g_{s+1}) B_{s+1,j-1}
+        values = ((xe - g[..., :-(j + 1)]) * inv[..., :-1] * values[..., :-1]
+                  + (g[..., j + 1:] - xe) * inv[..., 1:] * values[..., 1:])
+    dvalues = None
+    if derivative:
+        if k == 0:
+            dvalues = torch.zeros_like(values)
+        else:
+            q = prev * _inverse_span(g, k)  # B_{s,k-1} / (g_{s+k} - g_s), s = 0 .. G+k
+            dvalues = k * (q[..., :-1] - q[..., 1:])
+    return values, dvalues
 
 
 def local_parts(x: torch.Tensor, grid: torch.Tensor, k: int, derivative: bool = False):
