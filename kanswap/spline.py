@@ -304,9 +304,10 @@ def bspline_dense(x: torch.Tensor, grid: torch.Tensor, k: int, derivative: bool 
     """All G + k functions by the Cox-de Boor recursion, as broadcast elementwise ops only (no
     index, gather or scatter): x (B, n) -> values (B, n, G+k) and their derivative (or None).
 
-    The route for traced code: Inductor fuses it into one loop over the points, where the
-    tabled window (lookups, a scatter) compiles to scalar loops (measured at (1024, 256, 256),
-    fwd+bwd, one thread: 2.3x slower than eager). Zero knot spans count 0 (0/0 := 0).
+    The route for traced code: Inductor fuses it into a few loops over the points, where the
+    tabled window (lookups, a scatter) compiles to scalar loops. Measured on a compiled KANLinear
+    at (1024, 256, 256), fwd+bwd, one thread: tabled 2.3x eager's time, dense 0.99x. Zero knot
+    spans count 0 (0/0 := 0).
     """
     xe = x.unsqueeze(-1)
     g = grid.unsqueeze(0)  # (1, n, P)
