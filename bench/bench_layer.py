@@ -18,6 +18,10 @@ What runs:
   (the plain-PyTorch path; ``KANLayer.forward`` returns pykan's 4-tuple with per-edge tensors);
 * ``kanswap KANLinear``: ``KANLinear(in, out, grid=5, k=3)(x)`` (the nn.Linear drop-in; on CPU the
   same reference path), the entry the report's ratios divide by;
+* ``kanswap KANLinear updated grid``: the same layer after ``update_grid_from_samples`` on a batch
+  of the inputs (per-input non-uniform grids, pykan's grid update);
+* ``kanswap KANLinear compiled``: ``torch.compile(KANLinear(...))`` (Inductor), at (1024, 256, 256)
+  only; compiled during the untimed warm-up call (minutes on a loaded 2-core machine);
 * ``pykan``: ``kan.KANLayer.KANLayer(in, out, num=5, k=3)(x)[0]`` (its forward builds the
   (batch, out, in) tensors it returns);
 * ``flashkan`` / ``inkan``: their ``KANLayer(in, out, grid_size=5, spline_order=3)`` with defaults
@@ -45,6 +49,8 @@ MODES = ["fwd", "fwd+bwd"]
 IMPLS = [
     ("kanswap", "KANLayer.output"),
     ("kanswap", "KANLinear"),
+    ("kanswap", "KANLinear updated grid"),
+    ("kanswap", "KANLinear compiled"),
     ("pykan", "KANLayer"),
     ("flashkan", "KANLayer"),
     ("inkan", "KANLayer"),
@@ -59,8 +65,13 @@ def _build(impl: str, variant: str, n_in: int, n_out: int):
     if impl == "kanswap":
         from kanswap import KANLayer, KANLinear
 
-        if variant == "KANLinear":
+        if variant.startswith("KANLinear"):
             mod = KANLinear(n_in, n_out, grid=G, k=K)
+            if variant == "KANLinear updated grid":
+                gen = torch.Generator().manual_seed(2)
+                mod.update_grid_from_samples(torch.rand(1024, n_in, generator=gen) * 2 - 1)
+            if variant == "KANLinear compiled":
+                return mod, torch.compile(mod)
             return mod, mod
         mod = KANLayer(n_in, n_out, num=G, k=K)
         return mod, lambda x: mod.output(x, backend="reference")
@@ -100,6 +111,8 @@ def _inputs(impl: str, batch: int, n_in: int, mode: str) -> list[torch.Tensor]:
 @pytest.mark.parametrize("impl,variant", IMPLS, ids=[f"{i}-{v}".replace(" ", "_") for i, v in IMPLS])
 def test_layer(benchmark, measure, bench_rounds, impl, variant, shape, mode):
     batch, n_in, n_out = shape
+    if variant == "KANLinear compiled" and shape != SHAPES[-1]:
+        pytest.skip("compiled only at the largest shape (each compile takes minutes here)")
     benchmark.group = f"layer {mode} {batch}x{n_in}x{n_out}"
     benchmark.extra_info.update(impl=impl, variant=variant, ref=(variant == "KANLinear"),
                                 shape=list(shape), mode=mode, grid=G, k=K)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .spline import local_parts
+from .spline import _GridInfo, _horner, bspline_dense, local_parts, window_eval
 
 __all__ = [
     "BASE_FUNS",
@@ -57,48 +57,90 @@ def fold_weight(
     return torch.cat([w_base, w_sp], dim=1)
 
 
-def _columns(first: torch.Tensor, k: int, n_basis: int) -> torch.Tensor:
-    """Feature columns (B, n, k+1) of the local functions: 1 + basis index, clamped (functions that
-    do not exist have value 0, so the clamp is harmless); column 0 is the base function."""
-    return (first.unsqueeze(-1) + torch.arange(k + 1, device=first.device)).clamp_(0, n_basis - 1).add_(1)
+# Points (rows x inputs) per block of the tabled basis: its temporaries (the (points, (k+1)^2)
+# coefficient rows, indices, values) stay bounded. Measured at (4096, 64, 64) and (1024, 256, 256),
+# one thread, interleaved: one block for all 262144 points peaks at 36 MiB in forward+backward
+# (flashkan: 17) and its backward is 1.3x slower at (4096, 64); 2^16 points: 21-23 MiB and the
+# fastest of 2^14, 2^16, 2^18; 2^14: the same memory, 1.1x slower forward (16 blocks' op overhead).
+_BLOCK = 1 << 16
+
+
+def _blocks(B: int, n: int) -> list[tuple[int, int]]:
+    """Row ranges of about _BLOCK points."""
+    rows = max(1, _BLOCK // max(n, 1))
+    return [(s, min(s + rows, B)) for s in range(0, B, rows)]
 
 
 def _features(x: torch.Tensor, grid: torch.Tensor, k: int, base_fun: str, derivative: bool):
+    """Features (B, n, K+1) and what the backward needs: (feats, saved tensors, route), route the
+    grid's tables, "dense" (traced code) or None (de Boor's local triangle)."""
     B, n = x.shape
     n_basis = grid.shape[1] - 1 - k
-    values, first, dvalues = local_parts(x, grid, k, derivative=derivative)
-    cols = _columns(first, k, n_basis)
+    if torch.compiler.is_compiling():
+        # Traced: dense recursion, elementwise only, which Inductor fuses; x alone is saved.
+        values, _ = bspline_dense(x, grid, k)
+        return torch.cat([BASE_FUNS[base_fun][0](x).unsqueeze(-1), values], -1), (grid,), "dense"
     feats = x.new_zeros(B, n, n_basis + 1)
     feats[..., 0] = BASE_FUNS[base_fun][0](x)
-    # One scatter of (B, n, k+1) values: 1.2 ms at (1024, 256), k=3, against 4 x 0.6 ms for one
-    # scatter per function.
-    if isinstance(values, list):
-        values = torch.stack(values, -1)
-        dvalues = torch.stack(dvalues, -1) if derivative else None
+    info = None if k == 0 else _GridInfo.of(grid, k)
+    if info is not None and info.coef is not None:
+        # Window values go straight to distinct columns: one scatter_, no masks, no collisions.
+        jf_all = torch.empty(B, n, dtype=torch.long, device=x.device) if derivative else None
+        u_all = torch.empty_like(x) if derivative else None
+        for s, e in _blocks(B, n):
+            values, jf, u = window_eval(x[s:e], info)
+            feats[s:e].scatter_(2, info.cols.index_select(0, jf.view(-1)).view(e - s, n, k + 1), values)
+            if derivative:
+                jf_all[s:e] = jf
+                u_all[s:e] = u
+        return feats, (jf_all, u_all, info.cols, info.dcoef), info
+    values, first, dvalues = local_parts(x, grid, k, derivative=derivative)
+    # Functions that do not exist have value 0, so clamping their column and adding is exact.
+    cols = (first.unsqueeze(-1) + torch.arange(k + 1, device=x.device)).clamp_(0, n_basis - 1).add_(1)
     feats.scatter_add_(2, cols, values)
-    return feats, cols, dvalues
+    return feats, (cols, dvalues), None
 
 
 class BasisFeatures(torch.autograd.Function):
     """x (B, in) -> A (B, in, K+1) = [base(x_i), B_1(x_i) .. B_K(x_i)], with a hand-written backward:
-    dx_i = dA_i0 base'(x_i) + sum over the k+1 non-zero columns of dA_im B_m'(x_i).
+    dx_i = dA_i0 base'(x_i) + sum over the k+1 window columns of dA_im B_m'(x_i).
 
-    Autograd through the basis would record ~40 small ops per layer call; here the backward is one
-    gather, a product and a sum.
+    Autograd through the basis would record ~20 ops per layer call; here the backward is, per block
+    of points, one lookup of the columns and derivative coefficients, a Horner pass, one gather, a
+    product and a sum. Saved: the interval index and fraction (B, in) each, not the (B, in, k+1)
+    derivative and columns.
     """
 
     @staticmethod
     def forward(ctx, x, grid, k: int, base_fun: str):
-        feats, cols, dvalues = _features(x, grid, k, base_fun, derivative=ctx.needs_input_grad[0])
-        ctx.save_for_backward(x, cols, dvalues)
+        need = ctx.needs_input_grad[0]
+        feats, saved, info = _features(x, grid, k, base_fun, derivative=need)
+        ctx.route = "table" if isinstance(info, _GridInfo) else (info or "local")
+        ctx.k = k
         ctx.base_fun = base_fun
+        ctx.save_for_backward(x, *(saved if need else ()))
         return feats
 
     @staticmethod
     def backward(ctx, ga):
-        x, cols, dvalues = ctx.saved_tensors
+        x, *saved = ctx.saved_tensors
+        k = ctx.k
         gx = ga[..., 0] * BASE_FUNS[ctx.base_fun][1](x)
-        return gx.add_((ga.gather(2, cols) * dvalues).sum(-1)), None, None, None
+        if ctx.route == "dense":
+            (grid,) = saved
+            _, dvalues = bspline_dense(x, grid, k, derivative=True)
+            return gx + (ga[..., 1:] * dvalues).sum(-1), None, None, None
+        if ctx.route == "local":
+            cols, dvalues = saved
+            return gx.add_((ga.gather(2, cols).mul_(dvalues)).sum(-1)), None, None, None
+        jf_all, u_all, cols_table, dcoef = saved
+        B, n = x.shape
+        for s, e in _blocks(B, n):
+            jf, u = jf_all[s:e], u_all[s:e]
+            cols = cols_table.index_select(0, jf.reshape(-1)).view(e - s, n, k + 1)
+            dvalues = _horner(F.embedding(jf, dcoef).view(e - s, n, k, k + 1), u)
+            gx[s:e] += ga[s:e].gather(2, cols).mul_(dvalues).sum(-1)
+        return gx, None, None, None
 
 
 def basis_features(x: torch.Tensor, grid: torch.Tensor, k: int, base_fun: str | Callable = "silu") -> torch.Tensor:

@@ -234,7 +234,7 @@ class KANLayer(nn.Module):
     @torch.no_grad()
     def update_grid_from_samples(self, x: torch.Tensor, mode: str = "sample") -> None:
         """Move the grid to the samples' quantiles (mixed with a uniform grid by grid_eps) and refit
-        coef so the spline part is unchanged at the samples, as pykan (BEHAVIOR.md §6.1)."""
+        coef so the spline part is unchanged at the samples, as pykan does."""
         if mode != "sample":
             raise ValueError(f"update_grid_from_samples: only mode='sample' is supported, got {mode!r}")
         check_input(x, self.in_dim, self.coef)

@@ -1,7 +1,7 @@
 """B-spline math on per-input knot grids: basis, derivative, grids and least-squares fits.
 
 This is the reference path: plain PyTorch, exact to float rounding against pykan's Cox-de Boor
-recursion (BEHAVIOR.md §3), and what every Triton kernel is checked against.
+recursion, and what every Triton kernel is checked against.
 
 Conventions (pykan's):
 - a layer grid is ``(in_dim, G + 2k + 1)``: G intervals over the grid range, extended by k knots
@@ -12,12 +12,12 @@ Conventions (pykan's):
   ``nan_to_num`` after each order instead zeroes whole functions there).
 
 Unlike pykan, the basis is never built by the full recursion over all G + k functions: each input's
-knot interval is found once (one floor on uniform grids, ``searchsorted`` otherwise) and only its
-k + 1 non-zero functions are computed, then scattered into the dense result. On every interval those
-functions are polynomials of degree k in the interval fraction u: one fixed matrix on uniform grids
-(pykan's initial ones), one per interval on updated grids (fitted once per grid value and cached),
-evaluated by Horner. de Boor's triangle serves k = 0, k > 3 on non-uniform grids, traced code and
-the fits of those polynomials.
+knot interval is found once (a comparison with every knot, counted) and only k + 1 functions are
+computed: a window of consecutive basis functions that covers the interval's non-zero ones. On
+every interval they are polynomials of degree k in the interval fraction u, evaluated by Horner
+from per-interval coefficient tables (the exact uniform B-spline matrix on uniform grids, fitted
+once per grid value on updated ones, cached). de Boor's triangle serves k = 0, k > 3 on
+non-uniform grids and the fits of those polynomials.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ __all__ = [
     "local_parts",
     "bspline_local",
     "bspline_basis",
+    "bspline_dense",
     "coef_to_curve",
     "curve_to_coef",
     "grid_from_samples",
@@ -132,47 +133,98 @@ def _de_boor(x: torch.Tensor, grid: torch.Tensor, k: int, t: torch.Tensor, deriv
     return values, dvalues
 
 
-class _GridInfo:
-    """What evaluating the basis needs to know about a grid, computed once per grid value.
+def _inverse_vander(k: int) -> torch.Tensor:
+    """V^-1 (k+1, k+1), float64, for the fit points u_q = (q + 0.5) / (k + 1): the coefficients of
+    the polynomial through values at those points are V^-1 @ values (a matmul, so it traces)."""
+    u = (torch.arange(k + 1, dtype=torch.float64) + 0.5) / (k + 1)
+    return torch.linalg.inv(torch.linalg.vander(u, N=k + 1))
 
-    inv_h (n,) when the grid is uniform (one polynomial matrix serves every interval), else
-    poly (n * (P-1), (k+1)^2) and inv_w (P-1, n): the local functions' coefficients on every
-    interval, [1, u, .., u^k] @ poly[row, t] with u = (x - g_t) inv_w[t, row] (0 for zero-width
-    intervals, which no point falls in), fitted to de Boor's values at k+1 points per interval.
+
+# Fits are tabled for k <= 3 only; computed at import so traced code reads constants.
+_INVERSE_VANDER = {k: _inverse_vander(k) for k in range(1, 4)}
+
+
+# Up to this many knots the interval index is one broadcast comparison with every knot, counted
+# in uint8 (exact, half-open like searchsorted, NaN -> left of the grid); beyond it a searchsorted.
+# At (1024, 256), P = 12, one thread: 31 ms against 37 ms for searchsorted with its transposes and
+# 52 ms for an int64 count (a loaded machine: ratios only).
+_COUNT_KNOTS = 32
+
+
+class _GridInfo:
+    """Per-interval tables for a grid, computed once per grid value (eager) or traced per call.
+
+    Interval index j = number of knots <= x, in [0, P] (0: left of the grid, P: at/after the last
+    knot); tables are laid out (n, P+1) and flattened, so that row i's entry j sits at
+    ``jf = j + i (P+1)``. For every interval the k+1 functions of a window of k+1 consecutive basis
+    functions B_{c0}, .., B_{c0+k}, c0 = clamp(t - k, 0, G - 1) (t = j - 1), are polynomials in the
+    interval fraction u = (x - lo[jf]) inv_w[jf]:  values = [1, u, .., u^k] @ coef[jf] (k+1, k+1).
+    The window always holds k+1 distinct existing functions (no masks: functions that vanish on
+    the interval have zero coefficients, and j = 0 or P has all-zero coefficients), so the values
+    go to the feature columns ``cols[jf]`` without collisions.
+
+    Uniform grids (pykan's initial ones) use the exact uniform matrix on every interval, updated
+    grids polynomials fitted to de Boor's values at k+1 points per interval (k <= 3; beyond it
+    float32 Horner loses accuracy, 1.6e-6 at k=5 against de Boor's 3e-7, and ``coef`` is None).
+    Traced code (torch.compile) always fits (no data-dependent branch on the grid's values).
     """
 
-    def __init__(self, grid: torch.Tensor, k: int):
+    def __init__(self, grid: torch.Tensor, k: int, traced: bool = False):
         self.k = k
-        self.grid = grid.detach().clone()
-        self.grid_t = self.grid.t().contiguous()  # (P, n): gather rows by interval index
-        self.inv_h = _uniform_step(self.grid)
-        self.poly = self.inv_w = None
-        if self.inv_h is None and k <= 3:
-            self._fit_polys()
-
-    def _fit_polys(self) -> None:
-        n, P = self.grid.shape
-        k = self.k
-        g = self.grid.double()
+        self.grid = grid if traced else grid.detach().clone()
+        n, P = grid.shape
+        nb = P - 1 - k
+        g = self.grid.detach().double()
+        inv_h = None if traced else _uniform_step(self.grid)
+        self.coef = None
+        if inv_h is None and k > 3:
+            return
+        dev = grid.device
+        t = torch.arange(P - 1, device=dev)
         width = g[:, 1:] - g[:, :-1]  # (n, P-1)
-        u = (torch.arange(k + 1, dtype=torch.float64, device=g.device) + 0.5) / (k + 1)
-        points = (g[:, :-1, None] + width[..., None] * u).reshape(n * (P - 1), k + 1).t()  # (k+1, N)
-        rows = g.repeat_interleave(P - 1, dim=0)  # (N, P)
-        t = torch.arange(P - 1, device=g.device).repeat(n).expand(k + 1, n * (P - 1))
-        values, _ = _de_boor(points, rows, k, t, False)  # (k+1 points, N, k+1 functions)
-        poly = torch.linalg.solve(torch.linalg.vander(u, N=k + 1), values.transpose(0, 1))  # (N, k+1, k+1)
-        nonempty = width > 0
-        poly = poly.reshape(n, P - 1, k + 1, k + 1) * nonempty[..., None, None]
-        inv_w = torch.where(nonempty, 1.0 / torch.where(nonempty, width, torch.ones_like(width)),
-                            torch.zeros_like(width))
-        dtype = self.grid.dtype
-        self.poly = poly.reshape(n * (P - 1), (k + 1) * (k + 1)).to(dtype)
-        self.inv_w = inv_w.t().contiguous().to(dtype)
+        if inv_h is not None:
+            poly = _uniform_poly(k).to(dev).expand(n, P - 1, k + 1, k + 1)  # [p, r]
+            inv_w = inv_h.double().unsqueeze(1).expand(n, P - 1)
+        else:
+            u = (torch.arange(k + 1, dtype=torch.float64, device=dev) + 0.5) / (k + 1)
+            points = (g[:, :-1, None] + width[..., None] * u).reshape(n * (P - 1), k + 1).t()  # (k+1, N)
+            rows = g.repeat_interleave(P - 1, dim=0)  # (N, P)
+            values, _ = _de_boor(points, rows, k, t.repeat(n).expand(k + 1, n * (P - 1)), False)
+            poly = torch.einsum("pq,qnr->npr", _INVERSE_VANDER[k].to(dev), values).reshape(n, P - 1, k + 1, k + 1)
+            nonempty = width > 0
+            poly = poly * nonempty[..., None, None]
+            inv_w = torch.where(nonempty, 1.0 / torch.where(nonempty, width, torch.ones_like(width)),
+                                torch.zeros_like(width))
+        # Window columns: function c0 + w is local function r = c0 + w - t + k of interval t.
+        c0 = (t - k).clamp(0, nb - 1 - k)  # (P-1,)
+        w = torch.arange(k + 1, device=dev)
+        r = c0[:, None] + w - t[:, None] + k  # (P-1, k+1)
+        exists = ((r >= 0) & (r <= k)).to(torch.float64)
+        idx = r.clamp(0, k)[None, :, None, :].expand(n, P - 1, k + 1, k + 1)
+        win = poly.gather(3, idx) * exists[:, None, :]  # (n, P-1, p, w)
+        pad = (0, 0, 0, 0, 1, 1)
+        coef = torch.nn.functional.pad(win, pad)  # (n, P+1, p, w): zero left of / at and after the grid
+        dtype = grid.dtype
+        self.coef = coef.reshape(n * (P + 1), (k + 1) * (k + 1)).to(dtype)
+        p = torch.arange(1, k + 1, device=dev, dtype=torch.float64)
+        inv_pad = torch.nn.functional.pad(inv_w, (1, 1))  # (n, P+1)
+        dcoef = coef[:, :, 1:, :] * p[:, None] * inv_pad[..., None, None]  # d/dx = d/du inv_w
+        self.dcoef = dcoef.reshape(n * (P + 1), k * (k + 1)).to(dtype)
+        self.lo = torch.cat([g[:, :1], g], dim=1).reshape(-1).to(dtype)  # j = 0 and P: u = 0 (inv_w = 0)
+        self.inv_w = inv_pad.reshape(-1).to(dtype)
+        first = torch.nn.functional.pad(c0, (1, 1))  # (P+1,)
+        first[-1] = nb - 1 - k
+        self.first = first
+        self.row_off = torch.arange(n, device=dev) * (P + 1)
+        self.cols = (first[:, None] + w + 1).repeat(n, 1)  # (n (P+1), k+1): feature columns (0: base)
 
     @staticmethod
     def of(grid: torch.Tensor, k: int) -> _GridInfo:
-        """The info for grid, cached on the grid tensor and rebuilt when its values change (one
-        torch.equal per call: in-place updates through .data do not bump tensor versions)."""
+        """The info for grid: traced per call under torch.compile; else cached on the grid tensor and
+        rebuilt when its values change (one torch.equal per call: in-place updates through .data do
+        not bump tensor versions)."""
+        if torch.compiler.is_compiling():
+            return _GridInfo(grid, k, traced=True)
         info = getattr(grid, "_kanswap_info", None)
         if (info is None or info.k != k or info.grid.shape != grid.shape or info.grid.dtype != grid.dtype
                 or info.grid.device != grid.device or not torch.equal(info.grid, grid)):
@@ -181,139 +233,116 @@ class _GridInfo:
         return info
 
 
-def _interval_index(x: torch.Tensor, info: _GridInfo):
-    """Knot interval t of each x (float, (B, n), -1 .. P-1), the fraction u of x in it (clamped to
-    [0, 1]) and the interval's 1/width, plus the local functions' coefficients (B, n, k+1, k+1) when
-    the grid is not uniform (None on uniform grids, which share one matrix). t = -1 left of the
-    grid, P - 1 at/after the last knot or NaN."""
-    grid_t, k = info.grid_t, info.k
-    P = grid_t.shape[0]
-    if info.inv_h is None:
-        t = torch.searchsorted(info.grid, x.t().contiguous(), right=True).t() - 1
-        tf = t.to(x.dtype)
-        ti = t.clamp_(0, P - 2)
-        row = torch.arange(x.shape[1], device=x.device) * (P - 1)
-        coefs = info.poly[ti + row].view(*x.shape, k + 1, k + 1)
-        winv = info.inv_w.gather(0, ti)
-        u = torch.nan_to_num_(((x - grid_t.gather(0, ti)) * winv).clamp_(0.0, 1.0), nan=0.0)
-        return tf, u, winv, coefs
-    inv_h = info.inv_h
-    # One floor instead of a searchsorted (20 ms -> 1 ms at (1024, 256)). NaN goes right of the
-    # grid, as searchsorted puts it; the clamp keeps far-away points finite.
-    tf = torch.nan_to_num_((x - grid_t[0]) * inv_h, nan=P - 1.0).clamp_(-1.0, P - 1.0).floor_()
-    # Rounding can put a point lying on a knot one interval off: compare with the actual knots so
-    # that intervals stay half-open like searchsorted's (one-sided derivatives at knots for k = 1
-    # depend on it). u comes from the knot itself, not from (x - g_0) / h, which loses log2(P)
-    # bits (1.5e-6 vs 1e-7 in float32 at G=10).
-    ti = tf.long().clamp_(0, P - 2)
-    lo = grid_t.gather(0, ti)
-    step = (x >= grid_t.gather(0, ti + 1)).to(x.dtype) - (x < lo).to(x.dtype)
-    tf = (tf + step).clamp_(-1.0, P - 1.0)
-    u = torch.nan_to_num_(((x - lo) * inv_h - step).clamp_(0.0, 1.0), nan=0.0)
-    return tf, u, inv_h, None
+def _interval(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """j (B, n) int64: the number of knots <= x (0 .. P; NaN counts as left of the grid)."""
+    if grid.shape[1] <= _COUNT_KNOTS:
+        return (x.unsqueeze(-1) >= grid).sum(-1, dtype=torch.uint8).long()
+    j = torch.searchsorted(grid.contiguous(), x.t().contiguous(), right=True).t()
+    return j.masked_fill_(x.isnan(), 0)
 
 
-def _horner(coef: list[torch.Tensor], u: torch.Tensor) -> torch.Tensor:
-    """sum_p coef[p] u^p for coefficient tensors broadcasting against u (..., 1)."""
-    out = coef[-1].expand(*u.shape[:-1], coef[-1].shape[-1]) if len(coef) == 1 else torch.addcmul(coef[-2], u, coef[-1])
-    for c in reversed(coef[:-2]):
-        out = torch.addcmul(c, out, u)
+def _horner(coef: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """sum_p coef[..., p, :] u^p: coef (B, n, D, k+1) gathered rows, u (B, n) -> (B, n, k+1)."""
+    D = coef.shape[-2]
+    if D == 1:
+        return coef[..., 0, :].clone()
+    ue = u.unsqueeze(-1)
+    out = torch.addcmul(coef[..., D - 2, :], coef[..., D - 1, :], ue)
+    grad = torch.is_grad_enabled() and (u.requires_grad or coef.requires_grad)
+    for p in range(D - 3, -1, -1):
+        # One pass a power (out= may alias an input of an elementwise op), not a mul_ and an add_;
+        # autograd (pykan's forward differentiates through the basis) takes the plain op.
+        out = torch.addcmul(coef[..., p, :], out, ue) if grad else torch.addcmul(coef[..., p, :], out, ue, out=out)
     return out
 
 
-def _uniform_local(u: torch.Tensor, tf: torch.Tensor, inv_h: torch.Tensor, P: int, k: int, derivative: bool):
-    """Uniform grids: each of the k+1 local functions is one fixed polynomial in u, evaluated by
-    Horner on (B, n) tensors with scalar coefficients and masked there. Returns lists of k+1
-    (B, n) tensors (values, and derivatives or None).
-
-    Working on (B, n) tensors rather than (B, n, k+1) ones with broadcast coefficient rows, and
-    never interleaving them into (B, n, k+1): 19 ms -> 5 ms for the local basis at (1024, 256),
-    k=3, one core."""
-    n_basis = P - 1 - k
-    poly = _uniform_poly(k).tolist()  # poly[p][r]: coefficient of u^p in function r
-    inside = (tf >= 0) & (tf <= P - 2)
-    values, dvalues = [], []
-    for r in range(k + 1):
-        s = tf + (r - k)
-        mask = (inside & (s >= 0) & (s <= n_basis - 1)).to(u.dtype)
-        v = u * poly[k][r] + poly[k - 1][r]
-        for p in range(k - 2, -1, -1):
-            v = v.mul_(u).add_(poly[p][r])
-        values.append(v.clamp_(min=0.0).mul_(mask))  # B-splines are >= 0; Horner can round 0 to -1e-17
-        if derivative:
-            d = torch.full_like(u, k * poly[k][r]) if k == 1 else u * (k * poly[k][r]) + (k - 1) * poly[k - 1][r]
-            for p in range(k - 3, -1, -1):
-                d = d.mul_(u).add_((p + 1) * poly[p + 1][r])
-            dvalues.append(d.mul_(mask).mul_(inv_h))
-    return values, (dvalues if derivative else None)
+def window_eval(x: torch.Tensor, info: _GridInfo):
+    """The k+1 window functions of every x on a tabled grid: values (B, n, k+1), the flat table
+    index jf (B, n) and the fraction u (B, n) (what ``window_derivative`` needs)."""
+    k = info.k
+    jf = _interval(x, info.grid).add_(info.row_off)
+    u = (x - info.lo.take(jf)).mul_(info.inv_w.take(jf)).clamp_(0.0, 1.0).nan_to_num_(nan=0.0)
+    coef = F.embedding(jf, info.coef).view(*x.shape, k + 1, k + 1)
+    # B-splines are non-negative; the polynomial form can round a zero to -1e-17.
+    return _horner(coef, u).clamp_(min=0.0), jf, u
 
 
-# Below this many local values (B * n * (k+1)) the (B, n, k+1) formulation wins: fewer ops, and op
-# count, not bytes, is the cost there (the reference KAN's layers: 409 x 10 x 4 = 16k).
-_SMALL = 1 << 16
+def window_derivative(jf: torch.Tensor, u: torch.Tensor, info: _GridInfo) -> torch.Tensor:
+    """d/dx of the window functions (B, n, k+1) from ``window_eval``'s jf and u."""
+    k = info.k
+    return _horner(F.embedding(jf, info.dcoef).view(*u.shape, k, k + 1), u)
 
 
-def _local(x: torch.Tensor, grid: torch.Tensor, k: int, derivative: bool, as_list: bool):
-    """The k+1 local functions B_{t-k+r, k}, r = 0..k, of each x: ``(values, tf, dvalues)`` with tf
-    (B, n) the knot interval index (float); values/dvalues (B, n, k+1) tensors, or lists of k+1
-    (B, n) tensors when ``as_list`` and that is how they were computed. Functions that do not
-    exist, and points outside [g_0, g_{P-1}), get 0; dvalues is None unless asked.
-
-    On every interval the local functions are polynomials of degree k in the interval fraction u,
-    so evaluation is a Horner pass: with fixed coefficients on uniform grids (pykan's initial
-    ones), with coefficients looked up per interval otherwise. Traced code (torch.compile), k = 0
-    and k > 3 on non-uniform grids (where float32 Horner loses accuracy: 1.6e-6 at k=5 against de
-    Boor's 3e-7) use de Boor's triangle.
-    """
+def _local(x: torch.Tensor, grid: torch.Tensor, k: int, derivative: bool):
+    """(values (B, n, k+1), first (B, n) int64, dvalues or None): values[..., r] = B_{first + r, k}(x)."""
+    info = None if k == 0 else _GridInfo.of(grid, k)
+    if info is not None and info.coef is not None:
+        values, jf, u = window_eval(x, info)
+        first = info.first.take(jf - info.row_off)
+        return values, first, (window_derivative(jf, u, info) if derivative else None)
+    # de Boor's triangle: k = 0 and k > 3 on non-uniform grids.
     P = grid.shape[1]
     n_basis = P - 1 - k
-    info = None if (k == 0 or torch.compiler.is_compiling()) else _GridInfo.of(grid, k)
-    if info is None or (info.inv_h is None and info.poly is None):
-        t = torch.searchsorted(grid.contiguous(), x.t().contiguous(), right=True).t() - 1
-        tf = t.to(x.dtype)
-        xc = torch.nan_to_num(x.clamp(grid[:, 0], grid[:, -1]), nan=0.0)
-        values, dvalues = _de_boor(xc, grid, k, t.clamp(0, P - 2), derivative)
-    else:
-        tf, u, inv_w, coefs = _interval_index(x, info)
-        if coefs is None and x.numel() * (k + 1) > _SMALL:
-            values, dvalues = _uniform_local(u, tf, inv_w, P, k, derivative)
-            if not as_list:
-                values = torch.stack(values, -1)
-                dvalues = torch.stack(dvalues, -1) if derivative else None
-            return values, tf, dvalues
-        if coefs is None:
-            poly = _uniform_poly(k).to(device=x.device, dtype=x.dtype)
-            rows = [poly[p] for p in range(k + 1)]
+    j = _interval(x, grid)
+    t = j - 1
+    xc = torch.nan_to_num(x.clamp(grid[:, 0], grid[:, -1]), nan=0.0)
+    values, dvalues = _de_boor(xc, grid, k, t.clamp(0, P - 2), derivative)
+    s = t.unsqueeze(-1) + torch.arange(-k, 1, device=x.device)
+    inside = ((t >= 0) & (t <= P - 2)).unsqueeze(-1)
+    mask = ((s >= 0) & (s <= n_basis - 1) & inside).to(x.dtype)
+    return values * mask, t - k, (dvalues * mask if derivative else None)
+
+
+def _inverse_span(g: torch.Tensor, j: int) -> torch.Tensor:
+    """1 / (g_{s+j} - g_s) for g (1, n, P) -> (1, n, P - j), 0 where the span is 0 (0/0 := 0)."""
+    span = g[..., j:] - g[..., :-j]
+    safe = torch.where(span > 0, span, torch.ones_like(span))
+    return torch.where(span > 0, 1.0 / safe, torch.zeros_like(span))
+
+
+def bspline_dense(x: torch.Tensor, grid: torch.Tensor, k: int, derivative: bool = False):
+    """All G + k functions by the Cox-de Boor recursion, as broadcast elementwise ops only (no
+    index, gather or scatter): x (B, n) -> values (B, n, G+k) and their derivative (or None).
+
+    The route for traced code: Inductor fuses it into a few loops over the points, where the
+    tabled window (lookups, a scatter) compiles to scalar loops. Measured on a compiled KANLinear
+    at (1024, 256, 256), fwd+bwd, one thread: tabled 2.3x eager's time, dense 0.99x. Zero knot
+    spans count 0 (0/0 := 0).
+    """
+    xe = x.unsqueeze(-1)
+    g = grid.unsqueeze(0)  # (1, n, P)
+    values = ((xe >= g[..., :-1]) & (xe < g[..., 1:])).to(x.dtype)
+    prev = values
+    for j in range(1, k + 1):
+        inv = _inverse_span(g, j)
+        prev = values
+        # B_{s,j} = (x - g_s)/(g_{s+j} - g_s) B_{s,j-1} + (g_{s+j+1} - x)/(g_{s+j+1} - g_{s+1}) B_{s+1,j-1}
+        values = ((xe - g[..., :-(j + 1)]) * inv[..., :-1] * values[..., :-1]
+                  + (g[..., j + 1:] - xe) * inv[..., 1:] * values[..., 1:])
+    dvalues = None
+    if derivative:
+        if k == 0:
+            dvalues = torch.zeros_like(values)
         else:
-            rows = [coefs[..., p, :] for p in range(k + 1)]
-        ue = u.unsqueeze(-1)
-        # B-splines are non-negative; the polynomial form can round a zero to -1e-17.
-        values = _horner(rows, ue).clamp_(min=0.0)
-        dvalues = None
-        if derivative:
-            dvalues = _horner([rows[p] * p for p in range(1, k + 1)], ue) * inv_w.unsqueeze(-1)
-    s = tf.unsqueeze(-1) + torch.arange(-k, 1, dtype=x.dtype, device=x.device)
-    inside = ((tf >= 0) & (tf <= P - 2)).to(x.dtype).unsqueeze(-1)
-    mask = ((s >= 0) & (s <= n_basis - 1)).to(x.dtype) * inside
-    return values * mask, tf, (dvalues * mask if derivative else None)
+            q = prev * _inverse_span(g, k)  # B_{s,k-1} / (g_{s+k} - g_s), s = 0 .. G+k
+            dvalues = k * (q[..., :-1] - q[..., 1:])
+    return values, dvalues
 
 
 def local_parts(x: torch.Tensor, grid: torch.Tensor, k: int, derivative: bool = False):
-    """The k+1 local basis functions of each x: ``(values, first, dvalues)`` with first (B, n)
-    int64 = t - k, so values[..., r] (or values[r]) is B_{first + r, k}(x); values and dvalues are
-    (B, n, k+1) tensors, or lists of k+1 (B, n) tensors on large uniform inputs (never interleaved,
-    the cheaper layout there). dvalues is None unless asked."""
-    values, tf, dvalues = _local(x, grid, k, derivative, as_list=True)
-    return values, tf.long() - k, dvalues
+    """The k+1 local basis functions of each x: ``(values, first, dvalues)``, values (B, n, k+1)
+    with values[..., r] = B_{first + r, k}(x), first (B, n) int64; dvalues (B, n, k+1) or None.
+    first + r is always an existing function on tabled grids (a window clamped into the basis)."""
+    return _local(x, grid, k, derivative)
 
 
 def bspline_local(
     x: torch.Tensor, grid: torch.Tensor, k: int, derivative: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The local basis with the index of the first local function: (values, first, dvalues),
-    first = t - k (B, n) int64 (unclamped), so values[..., r] is B_{first + r, k}(x)."""
-    values, tf, dvalues = _local(x, grid, k, derivative, as_list=False)
-    return values, tf.long() - k, dvalues
+    (B, n, k+1), (B, n) int64, (B, n, k+1) or None, so values[..., r] is B_{first + r, k}(x).
+    Functions with an index outside the basis have value 0."""
+    return _local(x, grid, k, derivative)
 
 
 def bspline_basis(x: torch.Tensor, grid: torch.Tensor, k: int) -> torch.Tensor:

@@ -74,6 +74,21 @@ def test_kanlinear_fullgraph():
     _check_fwd_bwd(model, compiled, _x(8, 3))
 
 
+@pytest.mark.filterwarnings("ignore:Your compiler for AOTAutograd:UserWarning")
+def test_kanlinear_traces_elementwise_basis():
+    """Traced, the basis is the dense recursion: no lookup, gather or scatter in the forward or
+    backward graph (those compile to scalar loops on CPU), only ops Inductor fuses."""
+    from torch._dynamo.testing import AotEagerAndRecordGraphs
+
+    torch.manual_seed(0)
+    model = KANLinear(3, 4, grid=4, k=3)
+    record = AotEagerAndRecordGraphs()
+    _check_fwd_bwd(model, torch.compile(model, fullgraph=True, backend=record), _x(8, 3))
+    code = record.fw_graphs[0].code + record.bw_graphs[0].code
+    for op in ("scatter", "gather", "embedding", "index_select", "searchsorted"):
+        assert op not in code, op
+
+
 def test_kan_compiles():
     """A small KAN (default save_act=True: records, cache_data) compiles and matches eager.
 

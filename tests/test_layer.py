@@ -1,4 +1,4 @@
-"""kanswap.KANLayer / KANLinear against pykan's KANLayer (BEHAVIOR.md §4, §6.1)."""
+"""kanswap.KANLayer / KANLinear against pykan's KANLayer."""
 
 import kan
 import pytest
