@@ -49,11 +49,18 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kanswap",
         description="kanswap: fast KANs with pykan 0.2.8's API (fit, auto_swap, prune, plot).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser(
         "demo",
@@ -95,11 +102,11 @@ def main(argv=None) -> int:
         matplotlib.use("Agg")  # files only, no windows; before pyplot is imported
         import torch
 
+        from .device import cuda_unavailable_reason
+
         if args.device == "cuda" and not torch.cuda.is_available():
-            build = f"torch {torch.__version__}, " + (
-                f"CUDA {torch.version.cuda} build but no usable GPU" if torch.version.cuda else "a CPU-only build")
-            print(f"kanswap demo: error: --device cuda was asked for but CUDA is not available ({build}); "
-                  "use --device cpu", file=sys.stderr)
+            print(f"kanswap demo: error: --device cuda was asked for but CUDA is not available "
+                  f"({cuda_unavailable_reason()}); use --device cpu", file=sys.stderr)
             return 2
         torch.set_num_threads(args.threads)
         kan_steps = args.steps or (QUICK_KAN_STEPS if args.quick else DEFAULT_KAN_STEPS)

@@ -16,8 +16,9 @@ import torch
 from torch import nn
 
 from . import swap as swap_math
+from .device import resolve_device
 from .fit import fit as run_fit
-from .layer import KANLayer, check_input, resolve_base_fun
+from .layer import KANLayer, check_input, nan_rows, resolve_base_fun
 
 __all__ = ["KAN", "MultKAN", "REG_METRICS"]
 
@@ -25,11 +26,17 @@ REG_METRICS = ("edge_forward_spline_n", "edge_forward_sum", "edge_forward_spline
                "node_backward")
 
 
+def batch_std(x: torch.Tensor) -> torch.Tensor:
+    """Sample std over the batch (dim 0, divides by B - 1); a batch of one row has std 0, as the
+    per-edge stds from basis covariances, instead of torch's NaN and degrees-of-freedom warning."""
+    return x.std(0, correction=1 if x.shape[0] > 1 else 0)
+
+
 def _std(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """Sample std (divides by B - 1) with a zero gradient where the std is 0 (torch.std's is NaN,
-    which would poison a whole L-BFGS step once a hidden node goes constant). The variance floor,
-    1e-24, moves a zero std to 1e-12: far below anything the scores resolve."""
-    return x.var(dim).clamp_min(1e-24).sqrt()
+    """Sample std (divides by B - 1; 0 for one row) with a zero gradient where the std is 0
+    (torch.std's is NaN, which would poison a whole L-BFGS step once a hidden node goes constant).
+    The variance floor, 1e-24, moves a zero std to 1e-12: far below anything the scores resolve."""
+    return x.var(dim, correction=1 if x.shape[dim] > 1 else 0).clamp_min(1e-24).sqrt()
 
 
 class SymbolicStub(nn.Module):
@@ -143,7 +150,7 @@ class KAN(nn.Module):
         self.state_id = state_id
         self.round = round
         self.backend = backend
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
 
         # pykan seeds the global RNGs here; scripts rely on it for reproducible splits and batches.
         torch.manual_seed(seed)
@@ -289,7 +296,7 @@ class KAN(nn.Module):
             if save:
                 y, edge = layer.output_and_std(x)
                 edge = edge.t()  # (out, in), carries grad for reg
-                self.subnode_actscale.append(y.detach().std(0))
+                self.subnode_actscale.append(batch_std(y.detach()))
                 norm = _std(x).unsqueeze(0) + 0.1  # std(x_i), not detached (as pykan)
                 self.edge_actscale.append(edge)
                 self.acts_scale_spline.append(edge / norm)
@@ -298,7 +305,7 @@ class KAN(nn.Module):
                 y = layer.output(x)
             x = self._to_nodes(l, y, self.acts_premult if save else None)
             self.acts.append(x.detach())
-        return x
+        return nan_rows(self.acts[0], x)
 
     def _to_nodes(self, l: int, y: torch.Tensor, premult: list | None = None) -> torch.Tensor:
         """Layer l's outputs (B, width_out[l+1]) -> node values (B, width_in[l+1]): subnode affine,
@@ -699,7 +706,10 @@ class KAN(nn.Module):
     def loadckpt(path: str = "model") -> KAN:
         from .checkpoint import load_model
 
-        return load_model(path)
+        model = load_model(path)
+        if not isinstance(model, KAN):
+            raise TypeError(f"{path!r} holds a {type(model).__name__}, not a KAN; use MLP.loadckpt")
+        return model
 
     def copy(self) -> KAN:
         return copy.deepcopy(self)
