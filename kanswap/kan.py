@@ -753,6 +753,13 @@ class KAN(nn.Module):
         return plot_kan(self, folder=folder, beta=beta, metric=metric, scale=scale, tick=tick, sample=sample,
                         in_vars=in_vars, out_vars=out_vars, title=title, varscale=varscale)
 
+    def find_modules(self, threshold: float = 0.1) -> list:
+        """Per layer of edges, the groups of nodes that reach the next layer through separate edges
+        scoring above ``threshold`` times the layer's largest (``kanswap.modules.LayerModules``)."""
+        from .modules import find_modules
+
+        return find_modules(self, threshold)
+
 
 MultKAN = KAN
 

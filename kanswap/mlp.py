@@ -239,3 +239,10 @@ class MLP(nn.Module):
         from .plot import plot_mlp
 
         return plot_mlp(self, beta=beta, scale=scale, metric=metric, folder=folder)
+
+    def find_modules(self, threshold: float = 0.1) -> list:
+        """Per layer, the groups of neurons that reach the next layer through separate weights with
+        ``|w|`` above ``threshold`` times the layer's largest (``kanswap.modules.LayerModules``)."""
+        from .modules import find_modules
+
+        return find_modules(self, threshold)
