@@ -745,13 +745,16 @@ class KAN(nn.Module):
         return prune_input(self, threshold, active_inputs, log_history, compensate)
 
     def plot(self, folder=None, beta: float = 3, metric: str = "backward", scale: float = 0.5, tick: bool = False,
-             sample: bool = False, in_vars=None, out_vars=None, title=None, varscale: float = 1.0):
-        """Draw the network (nodes, edges with alpha tanh(beta * score), each edge's curve as an inset)
-        and return the matplotlib Figure; writes ``{folder}/kan.png`` only when ``folder`` is given."""
+             sample: bool = False, in_vars=None, out_vars=None, title=None, varscale: float = 1.0,
+             legend: bool = True, modules: bool = False, module_threshold: float = 0.1):
+        """Draw the network (nodes, edges with alpha tanh(beta * score), each edge's curve as an inset,
+        input/output labels, a colour bar; ``modules=True`` colours ``find_modules``' modules) and
+        return the matplotlib Figure; writes ``{folder}/kan.png`` only when ``folder`` is given."""
         from .plot import plot_kan
 
         return plot_kan(self, folder=folder, beta=beta, metric=metric, scale=scale, tick=tick, sample=sample,
-                        in_vars=in_vars, out_vars=out_vars, title=title, varscale=varscale)
+                        in_vars=in_vars, out_vars=out_vars, title=title, varscale=varscale, legend=legend,
+                        modules=modules, module_threshold=module_threshold)
 
     def find_modules(self, threshold: float = 0.1) -> list:
         """Per layer of edges, the groups of nodes that reach the next layer through separate edges

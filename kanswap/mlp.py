@@ -234,11 +234,15 @@ class MLP(nn.Module):
             if not torch.equal(perm.cpu(), torch.arange(len(perm))):
                 self.permute_layer(l, perm)
 
-    def plot(self, beta: float = 3, scale: float = 1.0, metric: str = "w", folder=None):
-        """Edges coloured by sign (blue > 0, red < 0, grey = 0), alpha tanh(beta |p|); returns the Figure."""
+    def plot(self, beta: float = 3, scale: float = 1.0, metric: str = "w", folder=None, in_vars=None,
+             out_vars=None, title=None, legend: bool = True, modules: bool = False, module_threshold: float = 0.1):
+        """Edges coloured by sign (blue > 0, red < 0, grey = 0), alpha tanh(beta |p|), a colour bar saying
+        so, input/output labels (``modules=True``: coloured by module instead); returns the Figure."""
         from .plot import plot_mlp
 
-        return plot_mlp(self, beta=beta, scale=scale, metric=metric, folder=folder)
+        return plot_mlp(self, beta=beta, scale=scale, metric=metric, folder=folder, in_vars=in_vars,
+                        out_vars=out_vars, title=title, legend=legend, modules=modules,
+                        module_threshold=module_threshold)
 
     def find_modules(self, threshold: float = 0.1) -> list:
         """Per layer, the groups of neurons that reach the next layer through separate weights with
