@@ -190,6 +190,7 @@ def _colourbar(fig, ax, cmap, vmin: float, vmax: float, label: str):
     bar = fig.colorbar(sm, ax=ax, location="bottom", fraction=0.04, pad=0.06, shrink=0.6, aspect=30)
     bar.set_label(label, fontsize=_FONT - 1)
     bar.ax.tick_params(labelsize=_FONT - 2)
+    bar.solids.set_rasterized(False)  # matplotlib rasterises bars of >= 50 colours: keep PDF/SVG all vector
     bar.ax.kanswap_colourbar = True
     return bar
 
