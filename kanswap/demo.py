@@ -1,6 +1,6 @@
 """``kanswap demo``: the reference workflow end to end, with a results table and figures.
 
-The task is the reference scripts' one (``swap_kan_pykan.py`` / ``swap_mlp_pykan.py``): all 512
+The task is the reference workflow's (``examples/majority_workflow.py``, pykan's swap example): all 512
 9-bit inputs, y = maj(maj(x1,x2,x3), maj(x4,x5,x6), maj(x7,x8,x9)), built in memory. Stages:
 
 1. KAN [9, 10, 10, 1] fit (lamb=0.001, lamb_entropy=5., stop_grid_update_step=1000, noise_scale=1.0);

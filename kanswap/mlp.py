@@ -1,4 +1,4 @@
-"""MLP: pykan's ``kan.MLP.MLP`` baseline (BEHAVIOR.md §12) with a fast, exact auto_swap.
+"""MLP: pykan's ``kan.MLP.MLP`` baseline with a fast, exact auto_swap.
 
 Importing this module touches no RNG (pykan's module import reseeds torch, D20).
 """

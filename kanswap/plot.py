@@ -1,8 +1,10 @@
-"""Network diagrams for KAN and MLP models (pykan 0.2.8's ``plot`` layouts, BEHAVIOR.md §11-§12).
+"""Network diagrams for KAN and MLP models (pykan 0.2.8's ``plot`` layouts), made
+for papers: titles, input/output labels, a colour bar, edge curves of a readable size, modules.
 
 Unlike pykan, nothing is written to disk unless ``folder`` is given: each edge's activation curve is
-drawn as an inset axes of the same figure (pykan saves one PNG per edge and reads it back), and the
-sum / mult symbols are drawn with matplotlib markers instead of image assets. Every function returns
+drawn in a small box of the same axes (pykan saves one PNG per edge and reads it back), and the
+sum / mult symbols are drawn with matplotlib markers instead of image assets, so PDF and SVG output
+is all vector. Every function returns
 the matplotlib Figure, which is also left as the current pyplot figure (so ``plt.savefig`` works as
 after pykan's ``model.plot()``). ``plt.show`` is never called and no backend is forced.
 """

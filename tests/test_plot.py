@@ -1,4 +1,4 @@
-"""kanswap.plot: KAN / MLP diagrams (BEHAVIOR.md §11-§12), headless, no files unless asked."""
+"""kanswap.plot: KAN / MLP diagrams (pykan's layouts, made for papers), headless, no files unless asked."""
 
 import math
 import os
@@ -217,7 +217,7 @@ def test_kan_plot_recomputes_missing_acts(kan):
 
 # -- MLP ----------------------------------------------------------------------------------------
 class _StandInMLP:
-    """Just what plot_mlp reads, with pykan's MLP formulas (BEHAVIOR.md §12)."""
+    """Just what plot_mlp reads, with pykan's MLP formulas."""
 
     def __init__(self, width, seed=0):
         torch.manual_seed(seed)
