@@ -267,9 +267,9 @@ def run_demo(out: str = "kanswap-demo", device: str = "cpu", kan_steps: int = DE
     for name, (obj, title, kwargs) in panels.items():
         fig = plot_summary([obj], titles=[title]) if isinstance(obj, str) else obj.plot(title=title, **kwargs)
         _save(fig, os.path.join(out, f"{name}.{fmt}"))
-    short = [f"fitted (cost {cost['KAN fit']:.3f})",
-             f"auto_swap(method='optimal') (cost {cost['KAN swap optimal']:.3f})",
-             f"pruned (cost {cost['KAN prune']:.3f})" if pruned is not None else "pruned (failed)",
+    short = [f"KAN fitted (cost {cost['KAN fit']:.3f})",
+             f"KAN, auto_swap(method='optimal') (cost {cost['KAN swap optimal']:.3f})",
+             f"KAN pruned (cost {cost['KAN prune']:.3f})" if pruned is not None else "KAN pruned (failed)",
              f"MLP, auto_swap(method='optimal') (cost {cost['MLP swap optimal']:.2f})"]
     _save(plot_summary([obj for obj, _, _ in panels.values()], titles=short, kan_kwargs={"modules": True}),
           os.path.join(out, f"summary.{fmt}"))

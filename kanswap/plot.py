@@ -279,7 +279,7 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
         label = {"backward": "edge score", "forward_n": "edge scale (normalised)",
                  "forward_u": "edge scale"}[metric]
         _colourbar(fig, ax, _alpha_cmap(None, "black", beta, max(smax, 1e-12)), 0.0, max(smax, 1e-12),
-                   f"{label}; opacity = tanh({beta:g} × score)")
+                   f"{label}; opacity = tanh({beta:g} × score)" + ("; colour: module" if modules else ""))
     if title is not None:
         ax.set_title(_label(title), fontsize=_FONT + 2, pad=_TITLE_PAD)
     module_colour = _module_colours(model, L, module_threshold)[0] if modules else {}
@@ -358,10 +358,11 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
         ax.add_collection(LineCollection(segs, colors=colours, linewidths=max(2 * scale, 0.6), zorder=2))
     if joins:
         ax.add_collection(LineCollection(joins, colors="black", linewidths=max(2 * scale, 0.6), zorder=2))
-    if curves:  # the edge curves, each in its box (a white face hides the lines passing behind)
+    if curves:  # the edge curves, each in its box (a white face, as opaque as the edge, hides lines behind)
         from matplotlib.collections import PolyCollection
 
-        ax.add_collection(PolyCollection(boxes, facecolors="white", edgecolors=curve_colours, linewidths=0.5,
+        faces = [(1.0, 1.0, 1.0, rgba[3]) for rgba in curve_colours]
+        ax.add_collection(PolyCollection(boxes, facecolors=faces, edgecolors=curve_colours, linewidths=0.5,
                                          zorder=3))
         curve_set = LineCollection(curves, colors=curve_colours, linewidths=curve_lw, zorder=4)
         curve_set.kanswap_role = "edge curves"
