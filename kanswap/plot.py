@@ -143,10 +143,11 @@ def _layer_geometry(n_edges: list[int], ax_w_pt: float, py_pt: float, inset_pt: 
     the axes is too small even for MAX_ROWS rows; then they shrink to fit (never below 4 pt)."""
     size = inset_pt
     for _ in range(3):
-        rows = [min(MAX_ROWS, max(1, math.ceil(n * size * _GAP / ax_w_pt))) for n in n_edges]
+        span = ax_w_pt - 1.1 * size  # box centres stay half a box (+5%) inside each side
+        rows = [min(MAX_ROWS, max(1, math.ceil(n * size * _GAP / span))) for n in n_edges]
         # a layer's insets sit in a band of _BAND height units between its nodes and sum symbols
         fit_h = _BAND * py_pt / (max(rows) * _GAP)
-        fit_w = min(ax_w_pt * r / (n * _GAP) for n, r in zip(n_edges, rows, strict=True))
+        fit_w = min(ax_w_pt * r / (n * _GAP + 1.1 * r) for n, r in zip(n_edges, rows, strict=True))
         new = max(min(size, fit_h, fit_w), 4.0)
         if new == size:
             break
@@ -161,10 +162,11 @@ def kan_figsize(model, scale: float = 0.5) -> tuple[float, float]:
     n_edges = [model.width_in[l] * model.width_out[l + 1] for l in range(L)]
     w = 10 * scale
     ax_w_pt = w * 72 * (1 - 2 * _SIDE)
-    need_w = max(math.ceil(n * MIN_INSET_PT * _GAP / MAX_ROWS) for n in n_edges) / (1 - 2 * _SIDE) / 72
+    need_w = max(n * MIN_INSET_PT * _GAP / MAX_ROWS + 1.1 * MIN_INSET_PT for n in n_edges) / (1 - 2 * _SIDE) / 72
     w = max(w, need_w)
     ax_w_pt = w * 72 * (1 - 2 * _SIDE)
-    rows = [min(MAX_ROWS, max(1, math.ceil(n * MIN_INSET_PT * _GAP / ax_w_pt))) for n in n_edges]
+    rows = [min(MAX_ROWS, max(1, math.ceil(n * MIN_INSET_PT * _GAP / (ax_w_pt - 1.1 * MIN_INSET_PT))))
+            for n in n_edges]
     py_pt = max(10 * scale * L * (_Y0 + _Z0) * 72 / ((L + 0.2) * (_Y0 + _Z0)),  # pykan's points per unit
                 max(rows) * MIN_INSET_PT * _GAP / _BAND)
     ax_h = (L + 0.2) * (_Y0 + _Z0) * py_pt / 72 / (1 - _CBAR)
@@ -322,7 +324,7 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
                 colour = module_colour.get((l, i, node_of[j]), colour) if mask_alpha else colour
                 a = float(alpha[j][i]) * mask_alpha
                 e = i * n_next + j
-                x_s = (e + 0.5) / N
+                x_s = 1.05 * half_x + (e + 0.5) / N * (1 - 2.1 * half_x)  # every box wholly inside the axes
                 y_s = base + _Y0 / 2 + ((e % rows[l]) - (rows[l] - 1) / 2) * 2 * half_y * _GAP
                 edges.append({"layer": l, "i": i, "j": j, "alpha": a, "score": float(scores[l][j][i]),
                               "masked": mask_alpha == 0.0, "colour": colour})

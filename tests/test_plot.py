@@ -176,6 +176,8 @@ def test_kan_plot_curves_are_readable_size_and_do_not_overlap():
     assert len(boxes) == 9 * 10 + 10 * 10 + 10
     sizes = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     assert sizes.min() >= MIN_INSET_PT - 0.01
+    frame = fig.axes[0].get_window_extent().extents * 72 / fig.dpi  # every box inside the axes (not clipped)
+    assert (boxes[:, 0] >= frame[0]).all() and (boxes[:, 2] <= frame[2]).all()
     for a in range(len(boxes)):  # no two boxes overlap
         b = boxes[a + 1:]
         overlap = (np.minimum(b[:, 2], boxes[a, 2]) - np.maximum(b[:, 0], boxes[a, 0]) > 0.01) & \
