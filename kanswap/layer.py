@@ -378,7 +378,7 @@ class KANLinear(KANLayer):
         flat = x.reshape(-1, x.shape[-1])
         y = nan_rows(flat, self.output(flat))
         if self.bias is not None:
-            y = y + self.bias
+            y = y + self.bias.to(y.dtype)  # under autocast y is bf16, as nn.Linear's output: keep it so
         return y.reshape(*lead, self.out_dim)
 
 
