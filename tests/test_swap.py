@@ -423,3 +423,7 @@ def test_errors():
         swap.swap_deltas(torch.rand(2, 3))
     with pytest.raises(ValueError, match="max_sweeps"):
         swap.optimal_perms(ok, max_sweeps=-1)
+    with pytest.raises(ValueError, match="seed"):
+        swap.optimal_perms(ok, seed=0.5)
+    with pytest.raises(ValueError, match="threshold"):
+        swap.optimal_perms(ok, threshold=1.5)
