@@ -162,6 +162,7 @@ def run_demo(out: str = "kanswap-demo", device: str = "cpu", kan_steps: int = DE
     from .data import create_dataset_from_data, majority_dataset
     from .kan import KAN
     from .mlp import MLP
+    from .modules import format_modules
     from .plot import plot_summary
 
     os.makedirs(out, exist_ok=True)
@@ -207,6 +208,8 @@ def run_demo(out: str = "kanswap-demo", device: str = "cpu", kan_steps: int = DE
     swapped.auto_swap(method="optimal")
     swap_s = time.perf_counter() - t
     row("KAN swap optimal", swapped, swap_s, dataset, _kan_cost(swapped))
+    modules = format_modules(swapped.find_modules())
+    print(f"modules of the fitted KAN (find_modules, after the swap):\n{modules}", flush=True)
 
     pruned = None
     for stage, compensate in (("KAN prune", True), ("KAN prune uncompensated", False)):
@@ -282,6 +285,7 @@ def run_demo(out: str = "kanswap-demo", device: str = "cpu", kan_steps: int = DE
                    "mlp_width": MLP_WIDTH, "mlp_steps": mlp_steps, "node_th": NODE_TH,
                    "torch_threads": torch.get_num_threads()},
         "stages": rows,
+        "modules": modules,
         "figures": [f"{name}.{fmt}" for name in FIGURES],
         "plot_seconds": round(plot_s, 3),
         "total_seconds": round(total_s, 3),

@@ -624,8 +624,9 @@ class KAN(nn.Module):
 
         method='greedy' makes pykan's decisions (for i in 0..n-1 swap i with the best partner),
         layer after layer, each with its own width (pykan's D2 uses width_in[1] everywhere);
-        'optimal' solves each layer as a linear assignment, sweeping until no gain, then polishes
-        with greedy swaps; it never ends above 'greedy'. The model is never re-run per candidate.
+        'optimal' runs linear-assignment descents from several starts (exact for small layers; see
+        kanswap.swap.optimal_perms) and puts each module's nodes side by side; it never ends above
+        'greedy'. The model is never re-run per candidate.
         """
         self._auto_swap(list(range(1, self.depth)), method)
         self.log_history("auto_swap")

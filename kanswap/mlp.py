@@ -221,7 +221,8 @@ class MLP(nn.Module):
 
     def auto_swap(self, method: str = "greedy") -> None:
         """Reorder hidden neurons to lower the weight-based connection cost ('greedy': pykan's
-        decisions; 'optimal': linear assignment sweeps + greedy polish), from the weights alone."""
+        decisions; 'optimal': assignment descents from several starts, kanswap.swap.optimal_perms),
+        from the weights alone."""
         self._auto_swap(list(range(1, self.depth)), method)
 
     def _auto_swap(self, layers: list[int], method: str) -> None:

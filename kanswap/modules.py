@@ -53,33 +53,27 @@ def _check_threshold(threshold: float) -> float:
 
 def _layer_modules(layer: int, s: np.ndarray, threshold: float) -> LayerModules:
     """Modules of one layer from its node-level scores ``s`` of shape ``(n_out, n_in)``."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     n_out, n_in = s.shape
-    strong = s > threshold * s.max() if s.size and s.max() > 0 else np.zeros(s.shape, dtype=bool)
-    # union-find over the n_in + n_out nodes; inputs are 0..n_in-1, outputs n_in..n_in+n_out-1
-    parent = np.arange(n_in + n_out)
-
-    def root(a: int) -> int:
-        while parent[a] != a:
-            parent[a] = parent[parent[a]]
-            a = parent[a]
-        return a
-
-    for j, i in zip(*np.nonzero(strong), strict=True):
-        ri, rj = root(int(i)), root(n_in + int(j))
-        if ri != rj:
-            parent[max(ri, rj)] = min(ri, rj)  # the root is the component's smallest id: an input
-    roots = [root(a) for a in range(n_in + n_out)]
-    index = {r: m for m, r in enumerate(dict.fromkeys(roots[:n_in]))}  # inputs in order: sorted groups
+    top = s.max() if s.size else 0.0
+    rows, cols = np.nonzero(s > threshold * top) if top > 0 else (np.zeros(0, int), np.zeros(0, int))
+    # the bipartite graph of strong edges: inputs are vertices 0..n_in-1, outputs n_in..n_in+n_out-1
+    # (vectorised: a 1024 x 1024 layer has ~1e6 strong edges)
+    graph = coo_matrix((np.ones(rows.size), (cols, n_in + rows)), shape=(n_in + n_out,) * 2)
+    labels = connected_components(graph, directed=False)[1]
+    lab_in, lab_out = labels[:n_in], labels[n_in:]
+    index = {int(c): m for m, c in enumerate(dict.fromkeys(lab_in.tolist()))}  # in order of smallest input
     groups: list[list[int]] = [[] for _ in index]
     nodes: list[list[int]] = [[] for _ in index]
-    for i in range(n_in):
-        groups[index[roots[i]]].append(i)
-    for j in range(n_out):
-        m = index.get(roots[n_in + j])  # None: an output node without strong edges
-        if m is not None:
-            nodes[m].append(j)
+    for i, c in enumerate(lab_in.tolist()):
+        groups[index[c]].append(i)
+    for j, c in enumerate(lab_out.tolist()):
+        if c in index:  # otherwise an output node without strong edges, a component of its own
+            nodes[index[c]].append(j)
     total = float(s.sum())
-    inside = sum(float(s[np.ix_(nd, g)].sum()) for g, nd in zip(groups, nodes, strict=True) if nd)
+    inside = float(s[lab_out[:, None] == lab_in[None, :]].sum())
     return LayerModules(layer=layer, groups=groups, nodes=nodes, modularity=inside / total if total > 0 else 1.0)
 
 

@@ -616,6 +616,11 @@ def optimal_perms(scores: Sequence[Tensor], max_sweeps: int = 100, tol: float = 
         raise ValueError(f"max_sweeps must be a non-negative int, got {max_sweeps!r}")
     if not isinstance(tol, (int, float)) or not tol >= 0:
         raise ValueError(f"tol must be a non-negative number, got {tol!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"seed must be an int, got {seed!r}")
+    from .modules import _check_threshold
+
+    threshold = _check_threshold(threshold)
     device = scores[0].device
     depth = len(scores)
     if depth == 1:

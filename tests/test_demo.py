@@ -50,6 +50,8 @@ def test_quick_demo_writes_figures_and_results(tmp_path, capsys):
     out = capsys.readouterr().out
     for stage in STAGES:
         assert stage in out  # the printed table
+    # the modules it finds, printed and saved
+    assert results["modules"].startswith("layer 1: ") and results["modules"] in out
 
 
 def test_help_and_usage(capsys):
