@@ -2,10 +2,12 @@
 
 ``from kanswap import *`` gives KAN, KANLayer, KANLinear, MLP, create_dataset_from_data and
 create_dataset, as ``from kan import *`` does for pykan users (``from kanswap import MLP`` for
-pykan's ``from kan.MLP import MLP``). Importing touches no RNG and needs no triton or GPU.
+pykan's ``from kan.MLP import MLP``); ``from kanswap import majority_dataset`` gives the demo's
+task. Importing touches no RNG and needs no triton or GPU.
 """
 
 from .data import create_dataset, create_dataset_from_data
+from .data import majority_dataset as majority_dataset  # exported, but not by ``*`` (pykan's names only)
 from .kan import KAN, MultKAN
 from .layer import KANLayer, KANLinear
 from .mlp import MLP

@@ -1,7 +1,8 @@
-"""Saving and loading KAN checkpoints without executing pickled code.
+"""Saving and loading KAN and MLP checkpoints without executing pickled code.
 
 kanswap's format is one file written by ``torch.save``: ``{"format": "kanswap", "version": 1,
-"config": {...}, "state_dict": {...}, "cache_data": tensor | None}``, read back with
+"model": "KAN" | "MLP", "config": {...}, "state_dict": {...}, "cache_data": tensor | None}``
+(files without "model" are KANs, as written before MLPs could be saved), read back with
 ``torch.load(weights_only=True)`` so a file that would run code on load is refused. pykan's
 three-file checkpoints (``P_config.yml``, ``P_state``, ``P_cache_data``) load too.
 """
@@ -22,14 +23,27 @@ __all__ = ["save_model", "load_model", "FORMAT_VERSION"]
 FORMAT_VERSION = 1
 
 
+def _model_classes() -> dict:
+    from .kan import KAN
+    from .mlp import MLP
+
+    return {"KAN": KAN, "MLP": MLP}
+
+
 def save_model(model, path: str) -> None:
-    """Write model (config, parameters, cached data) to ``path``."""
+    """Write a KAN or MLP (config, parameters, cached data) to ``path``."""
+    kind = next((name for name, cls in _model_classes().items() if isinstance(model, cls)), None)
+    if kind is None:
+        raise TypeError(f"save_model saves a kanswap KAN or MLP, got {type(model).__name__}")
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     cache = model.cache_data.detach().cpu() if model.cache_data is not None else None
-    torch.save({"format": "kanswap", "version": FORMAT_VERSION, "config": model.config(),
-                "state_dict": {key: val.detach().cpu() for key, val in model.state_dict().items()},
-                "input_id": model.input_id.cpu(), "n_inputs": model.n_inputs, "cache_data": cache}, path)
+    blob = {"format": "kanswap", "version": FORMAT_VERSION, "model": kind, "config": model.config(),
+            "state_dict": {key: val.detach().cpu() for key, val in model.state_dict().items()},
+            "cache_data": cache}
+    if kind == "KAN":
+        blob.update(input_id=model.input_id.cpu(), n_inputs=model.n_inputs)
+    torch.save(blob, path)
 
 
 def _safe_load(path: str):
@@ -40,17 +54,16 @@ def _safe_load(path: str):
                          f"(loading it could run code). Details: {err}") from None
 
 
-def _from_state(config: dict, state: dict, device):
-    from .kan import KAN
-
+def _from_state(config: dict, state: dict, device, kind: str = "KAN"):
     config = dict(config)
     config["device"] = device
-    config["auto_save"] = False
-    config["first_init"] = False
-    # KAN() seeds the global RNGs (pykan's behaviour); loading a file must not.
+    if kind == "KAN":
+        config["auto_save"] = False
+        config["first_init"] = False
+    # KAN() and MLP() seed the global RNGs (pykan's behaviour); loading a file must not.
     np_state, py_state = np.random.get_state(), random.getstate()
     with torch.random.fork_rng(devices=[]):
-        model = KAN(**config)
+        model = _model_classes()[kind](**config)
     np.random.set_state(np_state)
     random.setstate(py_state)
     # The saved model may have been pruned or updated: shapes come from the state_dict.
@@ -60,7 +73,7 @@ def _from_state(config: dict, state: dict, device):
 
 
 def load_model(path: str, device="cpu"):
-    """Load a kanswap checkpoint file, or pykan's ``{path}_config.yml`` + ``{path}_state``."""
+    """Load a kanswap checkpoint file (a KAN or an MLP), or pykan's ``{path}_config.yml`` + ``{path}_state``."""
     if os.path.isfile(path):
         blob = _safe_load(path)
         if not isinstance(blob, dict) or blob.get("format") != "kanswap":
@@ -68,9 +81,13 @@ def load_model(path: str, device="cpu"):
         if blob.get("version") != FORMAT_VERSION:
             raise ValueError(f"{path!r} has checkpoint format version {blob.get('version')}, this kanswap "
                              f"reads version {FORMAT_VERSION}; upgrade kanswap or re-save the model")
-        model = _from_state(blob["config"], blob["state_dict"], device)
-        model.input_id = blob["input_id"]
-        model.n_inputs = blob["n_inputs"]
+        kind = blob.get("model", "KAN")
+        if kind not in _model_classes():
+            raise ValueError(f"{path!r} holds a model of kind {kind!r}; this kanswap reads 'KAN' and 'MLP'")
+        model = _from_state(blob["config"], blob["state_dict"], device, kind)
+        if kind == "KAN":
+            model.input_id = blob["input_id"]
+            model.n_inputs = blob["n_inputs"]
         if blob.get("cache_data") is not None:
             model.cache_data = blob["cache_data"].to(model.device)
         return model

@@ -1,6 +1,6 @@
 """``kanswap demo``: the reference workflow end to end, with a results table and figures.
 
-The task is the reference scripts' one (``swap_kan_pykan.py`` / ``swap_mlp_pykan.py``): all 512
+The task is the reference workflow's (``examples/majority_workflow.py``, pykan's swap example): all 512
 9-bit inputs, y = maj(maj(x1,x2,x3), maj(x4,x5,x6), maj(x7,x8,x9)), built in memory. Stages:
 
 1. KAN [9, 10, 10, 1] fit (lamb=0.001, lamb_entropy=5., stop_grid_update_step=1000, noise_scale=1.0);
@@ -9,7 +9,7 @@ The task is the reference scripts' one (``swap_kan_pykan.py`` / ``swap_mlp_pykan
 4. MLP [9, 20, 20, 1] baseline fit (lamb=0.0001, lamb_entropy=2., reg_metric='w') and auto_swap.
 
 It prints a table (stage, train/test accuracy, connection cost, width, seconds) and writes
-``results.json`` and PNG figures into ``--out``. Run ``kanswap demo --help`` for the options.
+``results.json`` and the figures (``--format png|pdf|svg``) into ``--out``. Run ``kanswap demo --help`` for the options.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ MLP_WIDTH = [9, 20, 20, 1]
 NODE_TH = 5e-2
 QUICK_KAN_STEPS, QUICK_MLP_STEPS = 5, 100
 DEFAULT_KAN_STEPS, DEFAULT_MLP_STEPS = 20, 1000
-FIGURES = ("kan_before_swap.png", "kan_after_swap.png", "kan_pruned.png", "mlp_after_swap.png", "summary.png")
+FIGURES = ("kan_before_swap", "kan_after_swap", "kan_pruned", "mlp_after_swap", "summary")  # + ".{format}"
+FORMATS = ("png", "pdf", "svg")
 STAGES = ("KAN fit", "KAN swap greedy", "KAN swap optimal", "KAN prune", "KAN prune uncompensated",
           "MLP fit", "MLP swap greedy", "MLP swap optimal")
 
@@ -49,11 +50,18 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kanswap",
         description="kanswap: fast KANs with pykan 0.2.8's API (fit, auto_swap, prune, plot).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser(
         "demo",
@@ -74,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--threads", type=_positive_int, default=1, metavar="N",
                       help="torch CPU threads (default: 1; the tensors are tiny, more threads mostly add "
                            "synchronisation, which is slow on a busy machine)")
+    demo.add_argument("--format", choices=FORMATS, default="png",
+                      help="figure file format (default: png; pdf and svg are vector graphics)")
     demo.add_argument("--quick", action="store_true",
                       help=f"fewer fit steps (KAN {QUICK_KAN_STEPS}, MLP {QUICK_MLP_STEPS}) for a fast check")
     return parser
@@ -95,16 +105,17 @@ def main(argv=None) -> int:
         matplotlib.use("Agg")  # files only, no windows; before pyplot is imported
         import torch
 
+        from .device import cuda_unavailable_reason
+
         if args.device == "cuda" and not torch.cuda.is_available():
-            build = f"torch {torch.__version__}, " + (
-                f"CUDA {torch.version.cuda} build but no usable GPU" if torch.version.cuda else "a CPU-only build")
-            print(f"kanswap demo: error: --device cuda was asked for but CUDA is not available ({build}); "
-                  "use --device cpu", file=sys.stderr)
+            print(f"kanswap demo: error: --device cuda was asked for but CUDA is not available "
+                  f"({cuda_unavailable_reason()}); use --device cpu", file=sys.stderr)
             return 2
         torch.set_num_threads(args.threads)
         kan_steps = args.steps or (QUICK_KAN_STEPS if args.quick else DEFAULT_KAN_STEPS)
         mlp_steps = args.mlp_steps or (QUICK_MLP_STEPS if args.quick else DEFAULT_MLP_STEPS)
-        run_demo(out=args.out, device=args.device, kan_steps=kan_steps, mlp_steps=mlp_steps, seed=args.seed)
+        run_demo(out=args.out, device=args.device, kan_steps=kan_steps, mlp_steps=mlp_steps, seed=args.seed,
+                 fmt=args.format)
         return 0
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse rejects it first
     return 2
@@ -129,35 +140,29 @@ def _kan_cost(model) -> float:
     return float(model.connection_cost)
 
 
-def _save(fig, path: str):
-    """Write fig as a PNG and keep it open (the summary rasterises it instead of drawing the model
-    again, which is several times slower for a KAN's edge insets)."""
-    fig.set_dpi(150)
-    fig.savefig(path, dpi=150, bbox_inches="tight")
-    return fig
-
-
-def _message_figure(text: str):
+def _save(fig, path: str) -> None:
+    """Write fig (format from the extension; 150 dpi for PNG) and close it."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5, 2))
-    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True)
-    ax.axis("off")
-    return fig
+    fig.savefig(path, dpi=150, bbox_inches="tight")
+    plt.close(fig)
 
 
 def run_demo(out: str = "kanswap-demo", device: str = "cpu", kan_steps: int = DEFAULT_KAN_STEPS,
-             mlp_steps: int = DEFAULT_MLP_STEPS, seed: int = 5) -> dict:
-    """Run the demo, write the figures and results.json into ``out``; returns the results dict.
+             mlp_steps: int = DEFAULT_MLP_STEPS, seed: int = 5, fmt: str = "png") -> dict:
+    """Run the demo, write the figures (``fmt``: png, pdf or svg) and results.json into ``out``;
+    returns the results dict.
 
     Draws with the current matplotlib backend (``main`` selects Agg) and closes its own figures."""
-    import matplotlib.pyplot as plt
     import numpy as np
     import torch
 
+    if fmt not in FORMATS:
+        raise ValueError(f"fmt must be one of {FORMATS}, got {fmt!r}")
     from .data import create_dataset_from_data, majority_dataset
     from .kan import KAN
     from .mlp import MLP
+    from .modules import format_modules
     from .plot import plot_summary
 
     os.makedirs(out, exist_ok=True)
@@ -192,10 +197,6 @@ def run_demo(out: str = "kanswap-demo", device: str = "cpu", kan_steps: int = DE
     fit_s = time.perf_counter() - t
     row("KAN fit", model, fit_s, dataset, _kan_cost(model))
 
-    t_plots = time.perf_counter()
-    fig_before = _save(model.plot(), os.path.join(out, "kan_before_swap.png"))
-    plot_s = time.perf_counter() - t_plots
-
     greedy = model.copy()
     t = time.perf_counter()
     greedy.auto_swap(method="greedy")
@@ -207,10 +208,8 @@ def run_demo(out: str = "kanswap-demo", device: str = "cpu", kan_steps: int = DE
     swapped.auto_swap(method="optimal")
     swap_s = time.perf_counter() - t
     row("KAN swap optimal", swapped, swap_s, dataset, _kan_cost(swapped))
-
-    t_plots = time.perf_counter()
-    fig_after = _save(swapped.plot(), os.path.join(out, "kan_after_swap.png"))
-    plot_s += time.perf_counter() - t_plots
+    modules = format_modules(swapped.find_modules())
+    print(f"modules of the fitted KAN (find_modules, after the swap):\n{modules}", flush=True)
 
     pruned = None
     for stage, compensate in (("KAN prune", True), ("KAN prune uncompensated", False)):
@@ -225,12 +224,6 @@ def run_demo(out: str = "kanswap-demo", device: str = "cpu", kan_steps: int = DE
         row(stage, result, prune_s, dataset, _kan_cost(result), node_th=NODE_TH, compensate=compensate)
         if compensate:
             pruned = result
-
-    t_plots = time.perf_counter()
-    fig_pruned = _save(pruned.plot() if pruned is not None else
-                       _message_figure(f"prune(node_th={NODE_TH}) would remove every node of a layer"),
-                       os.path.join(out, "kan_pruned.png"))
-    plot_s += time.perf_counter() - t_plots
 
     # -- MLP ----------------------------------------------------------------------------------
     print(f"MLP {MLP_WIDTH}: fit {mlp_steps} steps", flush=True)
@@ -260,18 +253,30 @@ def run_demo(out: str = "kanswap-demo", device: str = "cpu", kan_steps: int = DE
         row(f"MLP swap {method}", m, swap_s, dataset, float(m.connection_cost))
     mlp_swapped = mlp_costs["optimal"]
 
+    # -- figures --------------------------------------------------------------------------------
     t_plots = time.perf_counter()
-    fig_mlp = _save(mlp_swapped.plot(scale=1.5), os.path.join(out, "mlp_after_swap.png"))
     cost = {r["stage"]: r["connection_cost"] for r in rows}
-    titles = [f"KAN fitted (cost {cost['KAN fit']:.3f})",
-              f"KAN after auto_swap (cost {cost['KAN swap optimal']:.3f})",
-              f"KAN pruned (cost {cost['KAN prune']:.3f})" if pruned is not None else "KAN pruned (failed)",
-              f"MLP after auto_swap (cost {cost['MLP swap optimal']:.2f})"]
-    figs = [fig_before, fig_after, fig_pruned, fig_mlp]
-    figs.append(plot_summary(figs, titles=titles, path=os.path.join(out, "summary.png")))
-    for f in figs:
-        plt.close(f)
-    plot_s += time.perf_counter() - t_plots
+    no_prune = f"prune(node_th={NODE_TH}) would remove every node of a layer"
+    panels = {
+        "kan_before_swap": (model, f"KAN {KAN_WIDTH} fitted (connection cost {cost['KAN fit']:.3f})", {}),
+        "kan_after_swap": (swapped, "KAN after auto_swap(method='optimal') "
+                                    f"(cost {cost['KAN swap optimal']:.3f}), modules coloured", {"modules": True}),
+        "kan_pruned": (pruned if pruned is not None else no_prune,
+                       f"KAN pruned, node_th={NODE_TH} (cost {cost['KAN prune']:.3f})" if pruned is not None
+                       else "KAN pruned (failed)", {}),
+        "mlp_after_swap": (mlp_swapped, f"MLP {MLP_WIDTH} after auto_swap(method='optimal') "
+                                        f"(cost {cost['MLP swap optimal']:.2f})", {"scale": 1.5}),
+    }
+    for name, (obj, title, kwargs) in panels.items():
+        fig = plot_summary([obj], titles=[title]) if isinstance(obj, str) else obj.plot(title=title, **kwargs)
+        _save(fig, os.path.join(out, f"{name}.{fmt}"))
+    short = [f"KAN fitted (cost {cost['KAN fit']:.3f})",
+             f"KAN, auto_swap(method='optimal') (cost {cost['KAN swap optimal']:.3f})",
+             f"KAN pruned (cost {cost['KAN prune']:.3f})" if pruned is not None else "KAN pruned (failed)",
+             f"MLP, auto_swap(method='optimal') (cost {cost['MLP swap optimal']:.2f})"]
+    _save(plot_summary([obj for obj, _, _ in panels.values()], titles=short, kan_kwargs={"modules": True}),
+          os.path.join(out, f"summary.{fmt}"))
+    plot_s = time.perf_counter() - t_plots
     total_s = time.perf_counter() - t_start
 
     results = {
@@ -280,7 +285,8 @@ def run_demo(out: str = "kanswap-demo", device: str = "cpu", kan_steps: int = DE
                    "mlp_width": MLP_WIDTH, "mlp_steps": mlp_steps, "node_th": NODE_TH,
                    "torch_threads": torch.get_num_threads()},
         "stages": rows,
-        "figures": list(FIGURES),
+        "modules": modules,
+        "figures": [f"{name}.{fmt}" for name in FIGURES],
         "plot_seconds": round(plot_s, 3),
         "total_seconds": round(total_s, 3),
         "notes": notes,

@@ -16,9 +16,10 @@ import torch
 from torch import nn
 
 from . import swap as swap_math
+from .device import resolve_device
 from .fit import fit as run_fit
 from .history import log_version, start_history
-from .layer import KANLayer, check_input, resolve_base_fun
+from .layer import KANLayer, check_input, nan_rows, resolve_base_fun
 
 __all__ = ["KAN", "MultKAN", "REG_METRICS"]
 
@@ -26,11 +27,17 @@ REG_METRICS = ("edge_forward_spline_n", "edge_forward_sum", "edge_forward_spline
                "node_backward")
 
 
+def batch_std(x: torch.Tensor) -> torch.Tensor:
+    """Sample std over the batch (dim 0, divides by B - 1); a batch of one row has std 0, as the
+    per-edge stds from basis covariances, instead of torch's NaN and degrees-of-freedom warning."""
+    return x.std(0, correction=1 if x.shape[0] > 1 else 0)
+
+
 def _std(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """Sample std (divides by B - 1) with a zero gradient where the std is 0 (torch.std's is NaN,
-    which would poison a whole L-BFGS step once a hidden node goes constant). The variance floor,
-    1e-24, moves a zero std to 1e-12: far below anything the scores resolve."""
-    return x.var(dim).clamp_min(1e-24).sqrt()
+    """Sample std (divides by B - 1; 0 for one row) with a zero gradient where the std is 0
+    (torch.std's is NaN, which would poison a whole L-BFGS step once a hidden node goes constant).
+    The variance floor, 1e-24, moves a zero std to 1e-12: far below anything the scores resolve."""
+    return x.var(dim, correction=1 if x.shape[dim] > 1 else 0).clamp_min(1e-24).sqrt()
 
 
 class SymbolicStub(nn.Module):
@@ -144,7 +151,7 @@ class KAN(nn.Module):
         self.state_id = state_id
         self.round = round
         self.backend = backend
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
 
         # pykan seeds the global RNGs here; scripts rely on it for reproducible splits and batches.
         torch.manual_seed(seed)
@@ -292,7 +299,7 @@ class KAN(nn.Module):
             if save:
                 y, edge = layer.output_and_std(x)
                 edge = edge.t()  # (out, in), carries grad for reg
-                self.subnode_actscale.append(y.detach().std(0))
+                self.subnode_actscale.append(batch_std(y.detach()))
                 norm = _std(x).unsqueeze(0) + 0.1  # std(x_i), not detached (as pykan)
                 self.edge_actscale.append(edge)
                 self.acts_scale_spline.append(edge / norm)
@@ -301,7 +308,7 @@ class KAN(nn.Module):
                 y = layer.output(x)
             x = self._to_nodes(l, y, self.acts_premult if save else None)
             self.acts.append(x.detach())
-        return x
+        return nan_rows(self.acts[0], x)
 
     def _to_nodes(self, l: int, y: torch.Tensor, premult: list | None = None) -> torch.Tensor:
         """Layer l's outputs (B, width_out[l+1]) -> node values (B, width_in[l+1]): subnode affine,
@@ -620,8 +627,9 @@ class KAN(nn.Module):
 
         method='greedy' makes pykan's decisions (for i in 0..n-1 swap i with the best partner),
         layer after layer, each with its own width (pykan's D2 uses width_in[1] everywhere);
-        'optimal' solves each layer as a linear assignment, sweeping until no gain, then polishes
-        with greedy swaps; it never ends above 'greedy'. The model is never re-run per candidate.
+        'optimal' runs linear-assignment descents from several starts (exact for small layers; see
+        kanswap.swap.optimal_perms) and puts each module's nodes side by side; it never ends above
+        'greedy'. The model is never re-run per candidate.
         """
         self._auto_swap(list(range(1, self.depth)), method)
         self.log_history("auto_swap")
@@ -697,7 +705,10 @@ class KAN(nn.Module):
     def loadckpt(path: str = "model") -> KAN:
         from .checkpoint import load_model
 
-        return load_model(path)
+        model = load_model(path)
+        if not isinstance(model, KAN):
+            raise TypeError(f"{path!r} holds a {type(model).__name__}, not a KAN; use MLP.loadckpt")
+        return model
 
     def copy(self) -> KAN:
         return copy.deepcopy(self)
@@ -733,13 +744,23 @@ class KAN(nn.Module):
         return prune_input(self, threshold, active_inputs, log_history, compensate)
 
     def plot(self, folder=None, beta: float = 3, metric: str = "backward", scale: float = 0.5, tick: bool = False,
-             sample: bool = False, in_vars=None, out_vars=None, title=None, varscale: float = 1.0):
-        """Draw the network (nodes, edges with alpha tanh(beta * score), each edge's curve as an inset)
-        and return the matplotlib Figure; writes ``{folder}/kan.png`` only when ``folder`` is given."""
+             sample: bool = False, in_vars=None, out_vars=None, title=None, varscale: float = 1.0,
+             legend: bool = True, modules: bool = False, module_threshold: float = 0.1):
+        """Draw the network (nodes, edges with alpha tanh(beta * score), each edge's curve as an inset,
+        input/output labels, a colour bar; ``modules=True`` colours ``find_modules``' modules) and
+        return the matplotlib Figure; writes ``{folder}/kan.png`` only when ``folder`` is given."""
         from .plot import plot_kan
 
         return plot_kan(self, folder=folder, beta=beta, metric=metric, scale=scale, tick=tick, sample=sample,
-                        in_vars=in_vars, out_vars=out_vars, title=title, varscale=varscale)
+                        in_vars=in_vars, out_vars=out_vars, title=title, varscale=varscale, legend=legend,
+                        modules=modules, module_threshold=module_threshold)
+
+    def find_modules(self, threshold: float = 0.1) -> list:
+        """Per layer of edges, the groups of nodes that reach the next layer through separate edges
+        scoring above ``threshold`` times the layer's largest (``kanswap.modules.LayerModules``)."""
+        from .modules import find_modules
+
+        return find_modules(self, threshold)
 
     # -- the rest of pykan's numeric API (kanswap/history.py, grid_ops.py, edit.py, introspect.py,
     #    tree.py); pykan's signatures, no files written unless auto_save ----------------------------

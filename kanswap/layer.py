@@ -9,16 +9,21 @@ a caller asks for them (``forward`` of KANLayer returns them, as pykan's does).
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 
+from .device import resolve_device
 from .functional import BASE_FUNS, basis_features, basis_moments, edge_std, feature_moments, fold_weight
 from .spline import coef_to_curve, curve_to_coef, grid_from_samples, uniform_grid
 
-__all__ = ["KANLayer", "KANLinear", "resolve_base_fun", "check_input"]
+__all__ = ["KANLayer", "KANLinear", "LAYER_BACKENDS", "resolve_base_fun", "check_input", "nan_rows"]
+
+# The kernel module's BACKENDS, repeated here so that checking a name does not import triton.
+LAYER_BACKENDS = ("auto", "triton", "reference")
 
 
 def resolve_base_fun(base_fun) -> tuple[str | Callable, str]:
@@ -59,6 +64,15 @@ def check_input(x: torch.Tensor, in_dim: int, ref: torch.Tensor, what: str = "in
     if x.dtype != ref.dtype:
         raise TypeError(f"{what} dtype {x.dtype} does not match the model's {ref.dtype}; "
                         f"use x.to({ref.dtype}) or model.to({x.dtype})")
+
+
+def nan_rows(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """y (B, out) with NaN in each row whose input row of x (B, in) holds a NaN or inf.
+
+    Left to torch, +inf through silu stays inf and -inf becomes NaN, and a second layer mixes
+    +-inf into NaN: one rule for every depth is simpler to state and to rely on."""
+    bad = ~torch.isfinite(x).all(dim=1, keepdim=True)
+    return y.masked_fill(bad, float("nan"))
 
 
 def _use_reference(x: torch.Tensor, backend: str) -> bool:
@@ -297,16 +311,33 @@ class KANLayer(nn.Module):
 class KANLinear(KANLayer):
     """A drop-in replacement for ``nn.Linear``: (*, in_features) -> (*, out_features).
 
-    Same math and parameters as KANLayer (grid, coef, mask, scale_base, scale_sp); forward returns a
-    tensor. On CUDA with triton installed the fused kernel runs; elsewhere the reference path.
+    Same math and parameters as KANLayer (grid, coef, mask, scale_base, scale_sp), plus ``bias``
+    (out_features,) added to the output, as nn.Linear's. ``bias=True`` by default, as nn.Linear
+    (and as a KAN, whose every node has a bias, pykan's ``node_bias``); it starts at zero so the
+    layer's initial function is pykan's KANLayer's. A row of input holding NaN or inf gives NaN in
+    every output of that row, as in ``KAN``. On CUDA with triton installed the fused kernel runs;
+    elsewhere the reference path.
     """
 
-    def __init__(self, in_features: int, out_features: int, grid: int = 5, k: int = 3,
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, grid: int = 5, k: int = 3,
                  noise_scale: float = 0.3, grid_range: Sequence[float] = (-1, 1), base_fun="silu",
                  backend: str = "auto", device=None, dtype=None, **kwargs):
+        for name, value in (("in_features", in_features), ("out_features", out_features), ("grid", grid),
+                            ("k", k)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"KANLinear: {name} must be an integer >= 1, got {value!r}")
+        if not isinstance(bias, bool):
+            raise TypeError(f"KANLinear: bias must be True or False, got {bias!r}")
+        if backend not in LAYER_BACKENDS:
+            raise ValueError(f"KANLinear: backend must be one of {LAYER_BACKENDS}, got {backend!r}")
+        unknown = sorted(set(kwargs) - _KANLINEAR_EXTRA_ARGS)
+        if unknown:
+            raise TypeError(f"KANLinear got unexpected keyword argument(s) {', '.join(map(repr, unknown))}; "
+                            f"it also accepts {sorted(_KANLINEAR_EXTRA_ARGS)}")
         super().__init__(in_features, out_features, num=grid, k=k, noise_scale=noise_scale,
                          grid_range=grid_range, base_fun=base_fun, backend=backend,
-                         device=device or "cpu", **kwargs)
+                         device=resolve_device("cpu" if device is None else device), **kwargs)
+        self.bias = nn.Parameter(torch.zeros(out_features, device=self.coef.device)) if bias else None
         if dtype is not None:
             self.to(dtype)
 
@@ -318,9 +349,39 @@ class KANLinear(KANLayer):
     def out_features(self) -> int:
         return self.out_dim
 
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_dim}, out_features={self.out_dim}, bias={self.bias is not None}, "
+                f"grid={self.num}, k={self.k}, base_fun={self.base_fun_name}")
+
+    def _clone_with(self, in_id, out_id) -> KANLinear:
+        new = super()._clone_with(in_id, out_id)
+        if self.bias is not None:
+            out_id = torch.as_tensor(out_id, dtype=torch.long, device=self.bias.device)
+            new.bias = nn.Parameter(self.bias.data[out_id].clone(), requires_grad=self.bias.requires_grad)
+        else:
+            new.bias = None
+        return new
+
+    @torch.no_grad()
+    def permute(self, perm: torch.Tensor, mode: str) -> None:
+        super().permute(perm, mode)
+        if mode == "out" and self.bias is not None:
+            self.bias.data = self.bias.data[torch.as_tensor(perm, dtype=torch.long, device=self.bias.device)]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor):
+            raise TypeError(f"KANLinear input must be a torch.Tensor, got {type(x).__name__}; "
+                            "convert with torch.as_tensor(x, dtype=torch.float32)")
         if x.dim() == 0:
             raise ValueError("KANLinear input must have at least 1 dimension (*, in_features)")
         lead = x.shape[:-1]
-        y = self.output(x.reshape(-1, x.shape[-1]))
+        flat = x.reshape(-1, x.shape[-1])
+        y = nan_rows(flat, self.output(flat))
+        if self.bias is not None:
+            y = y + self.bias.to(y.dtype)  # under autocast y is bf16, as nn.Linear's output: keep it so
         return y.reshape(*lead, self.out_dim)
+
+
+# Keyword arguments KANLinear passes on to KANLayer (the rest are its own or nn.Linear's).
+_KANLINEAR_EXTRA_ARGS = frozenset(inspect.signature(KANLayer.__init__).parameters) - {
+    "self", "in_dim", "out_dim", "num", "k", "noise_scale", "grid_range", "base_fun", "backend", "device"}

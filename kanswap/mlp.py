@@ -1,4 +1,4 @@
-"""MLP: pykan's ``kan.MLP.MLP`` baseline (BEHAVIOR.md §12) with a fast, exact auto_swap.
+"""MLP: pykan's ``kan.MLP.MLP`` baseline with a fast, exact auto_swap.
 
 Importing this module touches no RNG (pykan's module import reseeds torch, D20).
 """
@@ -12,8 +12,9 @@ import torch
 from torch import nn
 
 from . import swap as swap_math
+from .device import resolve_device
 from .fit import fit as run_fit
-from .kan import deepcopy_without_records, forward_with_records, matrix_reg
+from .kan import batch_std, deepcopy_without_records, forward_with_records, matrix_reg
 from .layer import check_input
 
 __all__ = ["MLP", "MLP_REG_METRICS"]
@@ -42,8 +43,10 @@ class MLP(nn.Module):
             raise ValueError(f"width entries must be positive integers, got {width!r}")
         if act not in _ACTS:
             raise ValueError(f"unknown act {act!r}; use one of {sorted(_ACTS)}")
+        device = resolve_device(device)
         torch.manual_seed(seed)
         self.width = list(width)
+        self.seed = seed
         self.depth = len(width) - 1
         self.linears = nn.ModuleList([nn.Linear(width[i], width[i + 1]) for i in range(self.depth)])
         self.act_name = act
@@ -66,6 +69,26 @@ class MLP(nn.Module):
     def copy(self) -> MLP:
         return copy.deepcopy(self)
 
+    def config(self) -> dict:
+        """Constructor arguments that rebuild this model's structure (plain Python values)."""
+        return dict(width=list(self.width), act=self.act_name, save_act=self.save_act, seed=self.seed)
+
+    def saveckpt(self, path: str = "model") -> None:
+        """Write the model to ``path`` (one file; see kanswap.checkpoint)."""
+        from .checkpoint import save_model
+
+        save_model(self, path)
+
+    @staticmethod
+    def loadckpt(path: str = "model") -> MLP:
+        """Read a model written by ``saveckpt`` (loaded with torch.load(weights_only=True))."""
+        from .checkpoint import load_model
+
+        model = load_model(path)
+        if not isinstance(model, MLP):
+            raise TypeError(f"{path!r} holds a {type(model).__name__}, not an MLP; use KAN.loadckpt")
+        return model
+
     def __deepcopy__(self, memo):
         return deepcopy_without_records(self, memo, _MLP_RECORDS)
 
@@ -80,7 +103,7 @@ class MLP(nn.Module):
         self.acts, self.acts_scale, self.wa_forward = [], [], []
         for i, lin in enumerate(self.linears):
             if self.save_act:
-                scale = x.std(0)
+                scale = batch_std(x)
                 self.acts.append(x.detach())
                 if i > 0:
                     self.acts_scale.append(scale)
@@ -89,7 +112,7 @@ class MLP(nn.Module):
             if i < self.depth - 1:
                 x = self.act_fun(x)
             elif self.save_act:
-                self.acts_scale.append(x.std(0))
+                self.acts_scale.append(batch_std(x))
         if not self.save_act:
             self.acts = None
         return x
@@ -198,7 +221,8 @@ class MLP(nn.Module):
 
     def auto_swap(self, method: str = "greedy") -> None:
         """Reorder hidden neurons to lower the weight-based connection cost ('greedy': pykan's
-        decisions; 'optimal': linear assignment sweeps + greedy polish), from the weights alone."""
+        decisions; 'optimal': assignment descents from several starts, kanswap.swap.optimal_perms),
+        from the weights alone."""
         self._auto_swap(list(range(1, self.depth)), method)
 
     def _auto_swap(self, layers: list[int], method: str) -> None:
@@ -211,11 +235,22 @@ class MLP(nn.Module):
             if not torch.equal(perm.cpu(), torch.arange(len(perm))):
                 self.permute_layer(l, perm)
 
-    def plot(self, beta: float = 3, scale: float = 1.0, metric: str = "w", folder=None):
-        """Edges coloured by sign (blue > 0, red < 0, grey = 0), alpha tanh(beta |p|); returns the Figure."""
+    def plot(self, beta: float = 3, scale: float = 1.0, metric: str = "w", folder=None, in_vars=None,
+             out_vars=None, title=None, legend: bool = True, modules: bool = False, module_threshold: float = 0.1):
+        """Edges coloured by sign (blue > 0, red < 0, grey = 0), alpha tanh(beta |p|), a colour bar saying
+        so, input/output labels (``modules=True``: coloured by module instead); returns the Figure."""
         from .plot import plot_mlp
 
-        return plot_mlp(self, beta=beta, scale=scale, metric=metric, folder=folder)
+        return plot_mlp(self, beta=beta, scale=scale, metric=metric, folder=folder, in_vars=in_vars,
+                        out_vars=out_vars, title=title, legend=legend, modules=modules,
+                        module_threshold=module_threshold)
+
+    def find_modules(self, threshold: float = 0.1) -> list:
+        """Per layer, the groups of neurons that reach the next layer through separate weights with
+        ``|w|`` above ``threshold`` times the layer's largest (``kanswap.modules.LayerModules``)."""
+        from .modules import find_modules
+
+        return find_modules(self, threshold)
 
     # -- pykan's hypothesis tree (kanswap/tree.py; pykan's MLP.tree raises NameError) ------------
     def tree(self, x=None, in_var=None, style: str = "tree", sym_th: float = 1e-3, sep_th: float = 1e-1,

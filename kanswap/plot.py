@@ -1,14 +1,17 @@
-"""Network diagrams for KAN and MLP models (pykan 0.2.8's ``plot`` layouts, BEHAVIOR.md §11-§12).
+"""Network diagrams for KAN and MLP models (pykan 0.2.8's ``plot`` layouts), made
+for papers: titles, input/output labels, a colour bar, edge curves of a readable size, modules.
 
 Unlike pykan, nothing is written to disk unless ``folder`` is given: each edge's activation curve is
-drawn as an inset axes of the same figure (pykan saves one PNG per edge and reads it back), and the
-sum / mult symbols are drawn with matplotlib markers instead of image assets. Every function returns
+drawn in a small box of the same axes (pykan saves one PNG per edge and reads it back), and the
+sum / mult symbols are drawn with matplotlib markers instead of image assets, so PDF and SVG output
+is all vector. Every function returns
 the matplotlib Figure, which is also left as the current pyplot figure (so ``plt.savefig`` works as
 after pykan's ``model.plot()``). ``plt.show`` is never called and no backend is forced.
 """
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
@@ -19,6 +22,17 @@ MLP_METRICS = ("w", "act", "fa")
 
 # pykan's layout constants: node layer -> subnodes height, subnodes -> next node layer height.
 _Y0, _Z0 = 0.3, 0.1
+# An edge-curve inset narrower than ~14 pt (5 mm) no longer shows its curve's shape; pykan's are
+# ~3 pt at the reference KAN's 100 edges per layer. Up to 4 staggered rows keep a 100-edge layer
+# within a ~7.5-inch wide figure.
+MIN_INSET_PT, MAX_ROWS = 14.0, 4
+_GAP = 1.15  # centre-to-centre spacing of neighbouring insets, in inset sizes
+_BAND = 0.24  # height (data units, of 0.4 per layer) for a layer's insets between nodes and sum symbols
+_FONT = 10  # points: labels and titles in a figure printed at its size
+_TITLE_PAD = 22  # points above the axes: clears the output labels, drawn 7 pt above the top nodes
+_SIDE = 0.03  # left/right margin, fraction of the figure width
+_MARGIN_BOTTOM, _MARGIN_TOP = 0.4, 0.65  # inches: input labels; output labels and title
+_CBAR = 0.04 + 0.06  # share of the axes height the colour bar and its pad take (see _colourbar)
 _NO_DATA = ("the model has not seen any data yet: run the model on data first, "
             "e.g. model(dataset['train_input']), then plot")
 
@@ -46,18 +60,6 @@ def _label(v) -> str:
             s = s.replace("\\displaystyle", "").strip()
             return s if s.startswith("$") else f"${s}$"
     return str(v)
-
-
-def _new_axes(ax, figsize):
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
-    else:
-        fig = ax.figure
-        if fig.canvas.manager is not None:
-            plt.figure(fig.number)  # make it current, as pykan's plot leaves its figure
-    return fig, ax
 
 
 def _axes_inches(ax) -> tuple[float, float]:
@@ -115,43 +117,143 @@ def _edge_colour(model, l: int, i: int, j: int) -> tuple[str, float]:
     return "white", 0.0
 
 
-def _draw_inset(ax, bounds, x, y, colour, alpha, lw, fontsize, tick, sample, sample_size):
-    inset = ax.inset_axes(bounds, transform=ax.transData)
-    inset.set_facecolor("none")
-    inset.plot(x, y, color=colour, lw=lw, alpha=alpha)
-    if sample:
-        inset.scatter(x, y, color=colour, s=sample_size, alpha=alpha)
-    if tick and len(x):
-        x_min, x_max, y_min, y_max = float(x.min()), float(x.max()), float(y.min()), float(y.max())
-        inset.set_xticks([x_min, x_max], [f"{x_min:2.0f}", f"{x_max:2.0f}"])
-        inset.set_yticks([y_min, y_max], [f"{y_min:2.0f}", f"{y_max:2.0f}"])
-        inset.tick_params(axis="both", direction="in", labelsize=fontsize, pad=-fontsize, length=fontsize / 3,
-                          width=lw / 4)
-        for lab in inset.get_xticklabels() + inset.get_yticklabels():
-            lab.set_alpha(alpha)
-    else:
-        inset.set_xticks([])
-        inset.set_yticks([])
-    for spine in inset.spines.values():
-        spine.set_color(colour)
-        spine.set_alpha(alpha)
-        spine.set_linewidth(max(lw * 0.3, 0.3))
-    return inset
+def _curve_in_box(box, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The curve (x, y) scaled into box [x0, y0, w, h] (data units) with a 10% margin: (n, 2).
+    A constant curve sits at mid-height. Drawn as lines of the main axes, not as inset axes: an
+    inset Axes costs ~0.1 s to build and the reference KAN has 190 edges (20 s a plot, measured)."""
+    x0, y0, w, h = box
+
+    def fit(v: np.ndarray, lo: float, span: float) -> np.ndarray:
+        vmin, vmax = (float(v.min()), float(v.max())) if len(v) else (0.0, 0.0)
+        if not np.isfinite(vmin) or not np.isfinite(vmax) or vmax - vmin <= 1e-12 * max(1.0, abs(vmax)):
+            return np.full(len(v), lo + span / 2)
+        return lo + span * (0.1 + 0.8 * (v - vmin) / (vmax - vmin))
+
+    return np.column_stack([fit(x, x0, w), fit(y, y0, h)])
+
+
+def _box_outline(box) -> list[tuple[float, float]]:
+    x0, y0, w, h = box
+    return [(x0, y0), (x0 + w, y0), (x0 + w, y0 + h), (x0, y0 + h), (x0, y0)]
+
+
+def _layer_geometry(n_edges: list[int], ax_w_pt: float, py_pt: float, inset_pt: float) -> tuple[list[int], float]:
+    """Rows of staggered insets per layer and the inset size in points that fit an axes ax_w_pt
+    wide with py_pt points per unit of height. Insets keep ``inset_pt`` (>= MIN_INSET_PT) unless
+    the axes is too small even for MAX_ROWS rows; then they shrink to fit (never below 4 pt)."""
+    size = inset_pt
+    for _ in range(3):
+        span = ax_w_pt - 1.1 * size  # box centres stay half a box (+5%) inside each side
+        rows = [min(MAX_ROWS, max(1, math.ceil(n * size * _GAP / span))) for n in n_edges]
+        # a layer's insets sit in a band of _BAND height units between its nodes and sum symbols
+        fit_h = _BAND * py_pt / (max(rows) * _GAP)
+        fit_w = min(ax_w_pt * r / (n * _GAP + 1.1 * r) for n, r in zip(n_edges, rows, strict=True))
+        new = max(min(size, fit_h, fit_w), 4.0)
+        if new == size:
+            break
+        size = new
+    return rows, size
+
+
+def kan_figsize(model, scale: float = 0.5) -> tuple[float, float]:
+    """(width, height) in inches of ``plot_kan``'s figure: pykan's (10 scale, 10 scale L 0.4) plus
+    margins, grown until every edge's inset is MIN_INSET_PT points wide in at most MAX_ROWS rows."""
+    L = model.depth
+    n_edges = [model.width_in[l] * model.width_out[l + 1] for l in range(L)]
+    w = 10 * scale
+    ax_w_pt = w * 72 * (1 - 2 * _SIDE)
+    need_w = max(n * MIN_INSET_PT * _GAP / MAX_ROWS + 1.1 * MIN_INSET_PT for n in n_edges) / (1 - 2 * _SIDE) / 72
+    w = max(w, need_w)
+    ax_w_pt = w * 72 * (1 - 2 * _SIDE)
+    rows = [min(MAX_ROWS, max(1, math.ceil(n * MIN_INSET_PT * _GAP / (ax_w_pt - 1.1 * MIN_INSET_PT))))
+            for n in n_edges]
+    py_pt = max(10 * scale * L * (_Y0 + _Z0) * 72 / ((L + 0.2) * (_Y0 + _Z0)),  # pykan's points per unit
+                max(rows) * MIN_INSET_PT * _GAP / _BAND)
+    ax_h = (L + 0.2) * (_Y0 + _Z0) * py_pt / 72 / (1 - _CBAR)
+    return w, ax_h + _MARGIN_BOTTOM + _MARGIN_TOP
+
+
+def _default_vars(n: int, prefix: str, ids=None) -> list[str]:
+    ids = list(range(n)) if ids is None else [int(i) for i in ids]
+    return [f"${prefix}_{{{i + 1}}}$" for i in ids]
+
+
+def _place_axes(fig, ax, title) -> None:
+    """Fix ax's margins in inches (labels below, title above, colour bar at the bottom)."""
+    fw, fh = fig.get_size_inches()
+    top = _MARGIN_TOP if title is not None else _MARGIN_TOP - 0.25
+    ax.set_position([_SIDE, _MARGIN_BOTTOM / fh, 1 - 2 * _SIDE, 1 - (_MARGIN_BOTTOM + top) / fh])
+
+
+def _colourbar(fig, ax, cmap, vmin: float, vmax: float, label: str):
+    """A horizontal colour bar under ax that explains edge colour and opacity."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    sm = ScalarMappable(norm=Normalize(vmin, vmax), cmap=cmap)
+    bar = fig.colorbar(sm, ax=ax, location="bottom", fraction=0.04, pad=0.06, shrink=0.6, aspect=30)
+    bar.set_label(label, fontsize=_FONT - 1)
+    bar.ax.tick_params(labelsize=_FONT - 2)
+    bar.solids.set_rasterized(False)  # matplotlib rasterises bars of >= 50 colours: keep PDF/SVG all vector
+    bar.ax.kanswap_colourbar = True
+    return bar
+
+
+def _alpha_cmap(colour_lo: str | None, colour_hi: str, beta: float, vmax: float, n: int = 256):
+    """Colour map of an edge's drawn colour: opacity tanh(beta |v|) of colour_hi (v > 0) or
+    colour_lo (v < 0), composited on white as on the page."""
+    from matplotlib.colors import ListedColormap, to_rgb
+
+    lo = -vmax if colour_lo is not None else 0.0
+    v = np.linspace(lo, vmax, n)
+    a = np.tanh(beta * np.abs(v))[:, None]
+    base = np.where((v >= 0)[:, None], np.array(to_rgb(colour_hi)), np.array(to_rgb(colour_lo or colour_hi)))
+    return ListedColormap(1 - a * (1 - base))
+
+
+def _module_colours(model, n_layers: int, threshold: float):
+    """{(l, i, j_node): colour} for edges inside a module of ``find_modules`` (modules that reach
+    at least one node, coloured in order from matplotlib's tab10), and the modules themselves."""
+    from matplotlib import colormaps
+
+    from .modules import find_modules
+
+    modules = find_modules(model, threshold)
+    palette = colormaps["tab10"].colors
+    colour_of = {}
+    for mod in modules[:n_layers]:
+        m_used = 0
+        for group, nodes in zip(mod.groups, mod.nodes, strict=True):
+            if not nodes:
+                continue
+            colour = palette[m_used % len(palette)]
+            m_used += 1
+            for i in group:
+                for j in nodes:
+                    colour_of[(mod.layer, i, j)] = colour
+    return colour_of, modules
 
 
 def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scale: float = 0.5,
              tick: bool = False, sample: bool = False, in_vars=None, out_vars=None, title=None,
-             varscale: float = 1.0, ax=None):
-    """Draw a KAN with pykan's layout (BEHAVIOR.md §11) and return the Figure.
+             varscale: float = 1.0, ax=None, legend: bool = True, modules: bool = False,
+             module_threshold: float = 0.1):
+    """Draw a KAN with pykan's layout and return the Figure.
 
     Edge (l, i, j) is drawn with alpha ``tanh(beta * score[l][j, i])`` times its mask, where score is
     ``edge_scores`` after ``attribute()`` (metric 'backward'), ``acts_scale`` ('forward_n') or
     ``edge_actscale`` ('forward_u'); its curve phi(x) on the cached data is an inset axes (none for
-    masked edges). With ``ax`` given, draws into it (figure size untouched). Writes
-    ``{folder}/kan.png`` only when ``folder`` is given. ``fig.kanswap_edges`` lists every edge as a
-    dict {layer, i, j, alpha, score, masked} (masked edges have alpha 0 and no inset).
+    masked edges) at least MIN_INSET_PT points wide: a layer with many edges staggers its insets
+    over up to MAX_ROWS rows, and the figure grows (``kan_figsize``). Inputs are labelled
+    ``in_vars`` (default x_1.. by original input index), outputs ``out_vars`` (default y_1..);
+    ``legend`` adds a colour bar of opacity against score. ``modules=True`` colours the edges of each
+    module of ``find_modules(module_threshold)`` (tab10 colours; weak edges between modules stay
+    black). With ``ax`` given, draws into it (figure size untouched). Writes ``{folder}/kan.png``
+    only when ``folder`` is given. ``fig.kanswap_edges`` lists every edge as a dict {layer, i, j,
+    alpha, score, masked, colour} (masked edges have alpha 0 and no inset).
     """
     import matplotlib.lines as mlines
+    import matplotlib.pyplot as plt
     from matplotlib.collections import LineCollection
 
     scores = _kan_prepare(model, metric)
@@ -160,21 +262,41 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
     width_in, width_out = list(model.width_in), list(model.width_out)
     h = _Y0 + _Z0
     max_weights = max(width_in[l] * width_out[l + 1] for l in range(L))
-    y1 = 0.4 / max(max_weights, 5)
     y2 = 0.15 / max(max(width_out), 5)
     min_spacing = 1 / max(max(width_out), 5)
 
-    fig, ax = _new_axes(ax, (10 * scale, 10 * scale * L * h))
+    if ax is None:
+        fig = plt.figure(figsize=kan_figsize(model, scale))
+        ax = fig.add_axes([0, 0, 1, 1])
+        _place_axes(fig, ax, title)
+    else:
+        fig = ax.figure
+        if fig.canvas.manager is not None:
+            plt.figure(fig.number)  # make it current, as pykan's plot leaves its figure
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.1 * h, (L + 0.1) * h)
     ax.axis("off")
+    smax = max(float(np.max(s)) if np.size(s) else 0.0 for s in scores)
+    if legend:
+        label = {"backward": "edge score", "forward_n": "edge scale (normalised)",
+                 "forward_u": "edge scale"}[metric]
+        _colourbar(fig, ax, _alpha_cmap(None, "black", beta, max(smax, 1e-12)), 0.0, max(smax, 1e-12),
+                   f"{label}; opacity = tanh({beta:g} × score)" + ("; colour: module" if modules else ""))
+    if title is not None:
+        ax.set_title(_label(title), fontsize=_FONT + 2, pad=_TITLE_PAD)
+    module_colour = _module_colours(model, L, module_threshold)[0] if modules else {}
+
     ax_w, ax_h = _axes_inches(ax)
     pt_per_x = ax_w * 72  # points per data unit along x
-    box_in = 2 * y1 * ax_w  # inset width in inches
-    # pykan draws each curve with lw 5 in a 2-inch thumbnail, then shrinks it to the inset box.
-    shrink = box_in / 2.0
-    curve_lw = max(5 * shrink, 0.4)
-    tick_fs = max(50 * shrink, 3.0)
+    py_pt = ax_h * 72 / ((L + 0.2) * h)  # points per data unit along y
+    pykan_pt = 2 * (0.4 / max(max_weights, 5)) * pt_per_x  # pykan's inset size
+    rows, size_pt = _layer_geometry([width_in[l] * width_out[l + 1] for l in range(L)], pt_per_x, py_pt,
+                                    max(MIN_INSET_PT, pykan_pt))
+    half_x, half_y = size_pt / 2 / pt_per_x, size_pt / 2 / py_pt
+    # pykan draws each curve with lw 5 in a 2-inch (144 pt) thumbnail, then shrinks it to the inset.
+    shrink = size_pt / 144
+    curve_lw = max(5 * shrink, 0.6)
+    tick_fs = max(50 * shrink, 4.0)
     sample_size = max(400 * scale ** 2 * shrink ** 2, 0.5)
 
     # nodes
@@ -184,6 +306,7 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
                    color="black", zorder=1)
 
     edges, segs, colours = [], [], []
+    curves, boxes, curve_colours, points, point_colours = [], [], [], [], []
     joins = []
     for l in range(L):
         n, n_next = width_in[l], width_out[l + 1]
@@ -192,33 +315,62 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
         x, phi = model.edge_activations(l)
         x, phi = _np(x), _np(phi)
         base = l * h
+        node_of = {sub: node for node, group in enumerate(model.subnode_groups(l + 1)) for sub in group}
         for i in range(n):
             order = np.argsort(x[:, i], kind="stable")
             xs = x[order, i]
             for j in range(n_next):
                 colour, mask_alpha = _edge_colour(model, l, i, j)
+                colour = module_colour.get((l, i, node_of[j]), colour) if mask_alpha else colour
                 a = float(alpha[j][i]) * mask_alpha
-                x_s = (i * n_next + j + 0.5) / N
+                e = i * n_next + j
+                x_s = 1.05 * half_x + (e + 0.5) / N * (1 - 2.1 * half_x)  # every box wholly inside the axes
+                y_s = base + _Y0 / 2 + ((e % rows[l]) - (rows[l] - 1) / 2) * 2 * half_y * _GAP
                 edges.append({"layer": l, "i": i, "j": j, "alpha": a, "score": float(scores[l][j][i]),
-                              "masked": mask_alpha == 0.0})
+                              "masked": mask_alpha == 0.0, "colour": colour})
                 if mask_alpha == 0.0:
                     continue
                 rgba = (*_rgb(colour), a)
-                segs.append([((i + 0.5) / n, base), (x_s, base + _Y0 / 2 - y1)])
-                segs.append([(x_s, base + _Y0 / 2 + y1), ((j + 0.5) / n_next, base + _Y0)])
+                segs.append([((i + 0.5) / n, base), (x_s, y_s - half_y)])
+                segs.append([(x_s, y_s + half_y), ((j + 0.5) / n_next, base + _Y0)])
                 colours += [rgba, rgba]
-                box = [x_s - y1, base + _Y0 / 2 - y1, 2 * y1, 2 * y1]
-                _draw_inset(ax, box, xs, phi[order, j, i], colour, a, curve_lw, tick_fs, tick, sample,
-                            sample_size)
+                box = [x_s - half_x, y_s - half_y, 2 * half_x, 2 * half_y]
+                ys = phi[order, j, i]
+                edges[-1]["curve"] = (xs, ys)
+                curve = _curve_in_box(box, xs, ys)
+                curves.append(curve)
+                boxes.append(_box_outline(box))
+                curve_colours.append(rgba)
+                if sample:
+                    points.append(curve)
+                    point_colours += [rgba] * len(curve)
+                if tick and len(xs):
+                    for text, (tx, ty), ha, va in (
+                            (f"{xs.min():.2g}", (box[0], box[1]), "left", "top"),
+                            (f"{xs.max():.2g}", (box[0] + box[2], box[1]), "right", "top"),
+                            (f"{ys.min():.2g}", (box[0], box[1]), "right", "bottom"),
+                            (f"{ys.max():.2g}", (box[0], box[1] + box[3]), "right", "top")):
+                        ax.text(tx, ty, text, ha=ha, va=va, fontsize=tick_fs, color=colour, alpha=a, zorder=5)
         # subnodes -> nodes of layer l+1 (mult subnodes join their mult node)
         n_node = width_in[l + 1]
         for node, group in enumerate(model.subnode_groups(l + 1)):
             for sub in group:
                 joins.append([((sub + 0.5) / n_next, base + _Y0), ((node + 0.5) / n_node, (l + 1) * h)])
     if segs:
-        ax.add_collection(LineCollection(segs, colors=colours, linewidths=2 * scale, zorder=2))
+        ax.add_collection(LineCollection(segs, colors=colours, linewidths=max(2 * scale, 0.6), zorder=2))
     if joins:
-        ax.add_collection(LineCollection(joins, colors="black", linewidths=2 * scale, zorder=2))
+        ax.add_collection(LineCollection(joins, colors="black", linewidths=max(2 * scale, 0.6), zorder=2))
+    if curves:  # the edge curves, each in its box (a white face, as opaque as the edge, hides lines behind)
+        from matplotlib.collections import PolyCollection
+
+        faces = [(1.0, 1.0, 1.0, rgba[3]) for rgba in curve_colours]
+        ax.add_collection(PolyCollection(boxes, facecolors=faces, edgecolors=curve_colours, linewidths=0.5,
+                                         zorder=3))
+        curve_set = LineCollection(curves, colors=curve_colours, linewidths=curve_lw, zorder=4)
+        curve_set.kanswap_role = "edge curves"
+        ax.add_collection(curve_set)
+    if points:
+        ax.scatter(*np.concatenate(points).T, s=sample_size, c=point_colours, zorder=4, linewidths=0)
 
     # sum symbols on every subnode, mult symbols on every mult node
     diam = 2 * y2 * pt_per_x
@@ -232,22 +384,25 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
             xs = (np.arange(n_sum, n_sum + n_mult) + 0.5) / n_node
             _symbols(ax, xs, (l + 1) * h, diam, "x", mlines)
 
-    if in_vars is not None:
-        n = width_in[0]
-        for i in range(n):
-            ax.text((i + 0.5) / n, -0.1, _label(in_vars[i]), fontsize=40 * scale * varscale,
-                    ha="center", va="center")
-    if out_vars is not None:
-        n = width_in[-1]
-        for i in range(n):
-            ax.text((i + 0.5) / n, h * L + 0.15, _label(out_vars[i]), fontsize=40 * scale * varscale,
-                    ha="center", va="center")
-    if title is not None:
-        ax.text(0.5, h * L + 0.3, _label(title), fontsize=40 * scale, ha="center", va="center")
+    ids = _np(model.input_id).tolist() if len(model.input_id) == width_in[0] else None
+    in_vars = _default_vars(width_in[0], "x", ids) if in_vars is None else in_vars
+    out_vars = _default_vars(width_in[-1], "y") if out_vars is None else out_vars
+    _node_labels(ax, in_vars, width_in[0], 0.0, "below", varscale)
+    _node_labels(ax, out_vars, width_in[-1], h * L, "above", varscale)
 
     fig.kanswap_edges = edges
     _save(fig, folder, "kan.png")
     return fig
+
+
+def _node_labels(ax, names, n: int, y: float, where: str, varscale: float) -> None:
+    """Label n nodes at height y, a few points below or above their markers."""
+    if len(names) != n:
+        raise ValueError(f"got {len(names)} variable names for {n} nodes")
+    dy, va = (-7, "top") if where == "below" else (7, "bottom")
+    for i in range(n):
+        ax.annotate(_label(names[i]), xy=((i + 0.5) / n, y), xytext=(0, dy), textcoords="offset points",
+                    ha="center", va=va, fontsize=_FONT * varscale, annotation_clip=False)
 
 
 def _rgb(colour: str) -> tuple[float, float, float]:
@@ -284,21 +439,56 @@ def _mlp_values(model, metric: str) -> list[np.ndarray]:
     return [_np(p) for p in model.wa_forward]
 
 
-def plot_mlp(model, beta: float = 3, scale: float = 1.0, metric: str = "w", folder=None, ax=None):
-    """Draw an MLP with pykan's layout (BEHAVIOR.md §12) and return the Figure.
+def mlp_figsize(model, scale: float = 1.0) -> tuple[float, float]:
+    """(width, height) in inches of ``plot_mlp``'s figure: pykan's (3 scale, 1.5 scale depth) axes
+    plus margins for labels, title and colour bar."""
+    depth = len(model.width) - 1
+    return 3 * scale / (1 - 2 * _SIDE), 1.5 * depth * scale / (1 - _CBAR) + _MARGIN_BOTTOM + _MARGIN_TOP
+
+
+def plot_mlp(model, beta: float = 3, scale: float = 1.0, metric: str = "w", folder=None, ax=None,
+             in_vars=None, out_vars=None, title=None, legend: bool = True, modules: bool = False,
+             module_threshold: float = 0.1):
+    """Draw an MLP with pykan's layout and return the Figure.
 
     Each weight is a line between its nodes with alpha ``tanh(beta * |p|)``; blue for p > 0, red for
     p < 0 and grey for p == 0 (pykan draws zero red). p is the weight ('w'), ``wa_forward`` ('act')
-    or ``wa_backward`` after ``attribute()`` ('fa'). Writes ``{folder}/mlp.png`` only when ``folder``
-    is given. ``fig.kanswap_edges`` lists {layer, i (output), j (input), alpha, value, colour}.
+    or ``wa_backward`` after ``attribute()`` ('fa'). Inputs are labelled ``in_vars`` (default
+    x_1..), outputs ``out_vars`` (default y_1..); ``legend`` adds a colour bar of colour and opacity
+    against p. ``modules=True`` colours each module of ``find_modules(module_threshold)``'s weights
+    (tab10; the sign is then not shown, weak weights between modules stay grey). Writes
+    ``{folder}/mlp.png`` only when ``folder`` is given. ``fig.kanswap_edges`` lists {layer, i
+    (output), j (input), alpha, value, colour}.
     """
+    import matplotlib.pyplot as plt
     from matplotlib.collections import LineCollection
 
     values = _mlp_values(model, metric)
     width = [int(w) for w in model.width]
     depth = len(width) - 1
     y0 = 0.5
-    fig, ax = _new_axes(ax, (3 * scale, 3 * y0 * depth * scale))
+    if ax is None:
+        fig = plt.figure(figsize=mlp_figsize(model, scale))
+        ax = fig.add_axes([0, 0, 1, 1])
+        _place_axes(fig, ax, title)
+    else:
+        fig = ax.figure
+        if fig.canvas.manager is not None:
+            plt.figure(fig.number)
+    vmax = max(float(np.abs(p).max()) if p.size else 0.0 for p in values)
+    if legend:
+        name, sym = {"w": ("weight", "w"), "act": ("weight × input std", "p"),
+                     "fa": ("attribution score", "p")}[metric]
+        top = max(vmax, 1e-12)
+        if modules:
+            _colourbar(fig, ax, _alpha_cmap(None, "black", beta, top), 0.0, top,
+                       f"|{name}|, colour: module; opacity = tanh({beta:g}|{sym}|)")
+        else:
+            _colourbar(fig, ax, _alpha_cmap("red", "blue", beta, top), -top, top,
+                       f"{name} {sym}: blue > 0, red < 0; opacity = tanh({beta:g}|{sym}|)")
+    if title is not None:
+        ax.set_title(_label(title), fontsize=_FONT + 2, pad=_TITLE_PAD)
+    module_colour = _module_colours(model, depth, module_threshold)[0] if modules else {}
     min_spacing = 1 / max(width)
     for l, n in enumerate(width):
         ax.scatter((np.arange(n) + 0.5) / n, np.full(n, l * y0), s=min_spacing ** 2 * 5000 * scale ** 2,
@@ -312,14 +502,20 @@ def plot_mlp(model, beta: float = 3, scale: float = 1.0, metric: str = "w", fold
         for i in range(n_out):
             for j in range(n_in):
                 v = float(p[i, j])
-                colour = "blue" if v > 0 else "red" if v < 0 else "grey"
+                if modules:
+                    colour = module_colour.get((l, j, i), "grey")
+                else:
+                    colour = "blue" if v > 0 else "red" if v < 0 else "grey"
                 a = float(np.tanh(beta * abs(v)))
                 edges.append({"layer": l, "i": i, "j": j, "alpha": a, "value": v, "colour": colour})
                 segs.append([((i + 0.5) / n_out, y0 * (l + 1)), ((j + 0.5) / n_in, y0 * l)])
                 colours.append((*_rgb(colour), a))
     if segs:
-        ax.add_collection(LineCollection(segs, colors=colours, linewidths=0.5 * scale, zorder=2))
+        ax.add_collection(LineCollection(segs, colors=colours, linewidths=max(0.5 * scale, 0.5), zorder=2))
     ax.axis("off")
+    _node_labels(ax, _default_vars(width[0], "x") if in_vars is None else in_vars, width[0], 0.0, "below", 1.0)
+    _node_labels(ax, _default_vars(width[-1], "y") if out_vars is None else out_vars, width[-1], y0 * depth,
+                 "above", 1.0)
     fig.kanswap_edges = edges
     _save(fig, folder, "mlp.png")
     return fig
@@ -332,51 +528,50 @@ def _is_kan(obj) -> bool:
     return hasattr(obj, "act_fun") and hasattr(obj, "subnode_groups")
 
 
-def plot_summary(figures_or_models, titles=None, path=None, panel_width: float = 4.0, dpi: int = 150,
+def plot_summary(models, titles=None, path=None, panel_width: float = 4.0, dpi: int = 150,
                  kan_kwargs=None, mlp_kwargs=None):
-    """Render several KANs / MLPs (or existing Figures) side by side into one Figure and, when
-    ``path`` is given, save it there as a PNG (parent folders are created). Models are drawn with
-    ``plot_kan`` / ``plot_mlp`` into their own panel (extra options via kan_kwargs / mlp_kwargs);
-    Figures are rasterised into theirs. Returns the Figure."""
+    """Draw several KANs / MLPs side by side as subplots of one Figure (vector output when saved as
+    PDF or SVG) and, when ``path`` is given, save it there (format from the extension; parent
+    folders are created). Panels share one height and their titles one line; each is a model drawn
+    with ``plot_kan`` / ``plot_mlp`` (extra options via kan_kwargs / mlp_kwargs; a KAN's panel is as
+    wide as its edge insets need, at least ``panel_width``) or a str, shown as a message. Returns
+    the Figure."""
     import matplotlib.pyplot as plt
-    from matplotlib.figure import Figure
 
-    items = list(figures_or_models)
+    items = list(models)
     if not items:
-        raise ValueError("plot_summary needs at least one model or figure")
+        raise ValueError("plot_summary needs at least one model")
     if titles is not None and len(titles) != len(items):
         raise ValueError(f"got {len(titles)} titles for {len(items)} panels")
     kan_kwargs, mlp_kwargs = dict(kan_kwargs or {}), dict(mlp_kwargs or {})
 
-    aspects = []
+    sizes = []
     for obj in items:
-        if isinstance(obj, Figure):
-            w, h = obj.get_size_inches()
-            aspects.append(h / w)
+        if isinstance(obj, str):
+            sizes.append((panel_width, 0.0))
         elif _is_kan(obj):
-            aspects.append((obj.depth + 0.2) * (_Y0 + _Z0))
+            w, h = kan_figsize(obj, panel_width / 10)
+            sizes.append((max(w, panel_width), h))
         elif hasattr(obj, "linears"):
-            aspects.append(0.5 * (len(obj.width) - 1) + 0.1)
+            sizes.append((panel_width, 0.0))
         else:
-            raise TypeError(f"plot_summary: cannot draw {type(obj).__name__} (expected a KAN, MLP or Figure)")
-    height = panel_width * max(aspects) + 0.8
-    fig, axes = plt.subplots(1, len(items), figsize=(panel_width * len(items), height), squeeze=False)
-    axes = axes[0]
-    for k, (obj, ax, aspect) in enumerate(zip(items, axes, aspects, strict=True)):
-        ax.set_box_aspect(aspect)
-        if isinstance(obj, Figure):
-            obj.canvas.draw()
-            ax.imshow(np.asarray(obj.canvas.buffer_rgba()))
+            raise TypeError(f"plot_summary: cannot draw {type(obj).__name__} (expected a KAN, MLP or str)")
+    height = max(max(h for _, h in sizes), panel_width)
+    fig, axes = plt.subplots(1, len(items), figsize=(sum(w for w, _ in sizes), height), squeeze=False,
+                             gridspec_kw={"width_ratios": [w for w, _ in sizes], "wspace": 0.08,
+                                          "left": 0.01, "right": 0.99, "bottom": _MARGIN_BOTTOM / height,
+                                          "top": 1 - _MARGIN_TOP / height})
+    for k, (obj, ax) in enumerate(zip(items, axes[0], strict=True)):
+        title = None if titles is None else titles[k]
+        if isinstance(obj, str):
+            ax.text(0.5, 0.5, obj, ha="center", va="center", wrap=True, fontsize=_FONT)
             ax.axis("off")
+            if title is not None:
+                ax.set_title(_label(title), fontsize=_FONT + 2, pad=_TITLE_PAD)
         elif _is_kan(obj):
-            # pykan's scale is the figure width / 10 (axes ~ 0.775 of it); match this panel's width.
-            kw = {"scale": panel_width * 0.8 / 7.75, **kan_kwargs}
-            plot_kan(obj, ax=ax, **kw)
+            plot_kan(obj, ax=ax, title=title, **{"scale": panel_width / 10, **kan_kwargs})
         else:
-            kw = {"scale": panel_width / 3.0, **mlp_kwargs}
-            plot_mlp(obj, ax=ax, **kw)
-        if titles is not None:
-            ax.set_title(str(titles[k]), fontsize=12)
+            plot_mlp(obj, ax=ax, title=title, **{"scale": panel_width / 3.0, **mlp_kwargs})
     plt.figure(fig.number)
     if path is not None:
         parent = os.path.dirname(os.path.abspath(path))

@@ -10,7 +10,7 @@ import torch
 from kanswap import demo
 from kanswap.__main__ import main
 
-FIGURES = ["kan_before_swap.png", "kan_after_swap.png", "kan_pruned.png", "mlp_after_swap.png", "summary.png"]
+FIGURES = ["kan_before_swap.svg", "kan_after_swap.svg", "kan_pruned.svg", "mlp_after_swap.svg", "summary.svg"]
 STAGES = ["KAN fit", "KAN swap greedy", "KAN swap optimal", "KAN prune", "KAN prune uncompensated",
           "MLP fit", "MLP swap greedy", "MLP swap optimal"]
 
@@ -22,13 +22,14 @@ def test_console_script_entry_point_is_demo_main():
 def test_quick_demo_writes_figures_and_results(tmp_path, capsys):
     threads = torch.get_num_threads()
     try:
-        assert main(["demo", "--quick", "--out", str(tmp_path)]) == 0
+        assert main(["demo", "--quick", "--format", "svg", "--out", str(tmp_path)]) == 0
     finally:
         torch.set_num_threads(threads)  # the demo sets --threads (default 1)
     for name in FIGURES:
         path = tmp_path / name
         assert path.is_file() and path.stat().st_size > 1000, name
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        svg = path.read_text()
+        assert "<svg" in svg and "<image" not in svg, name  # vector graphics only, no bitmaps
     results = json.loads((tmp_path / "results.json").read_text())
     assert [row["stage"] for row in results["stages"]] == STAGES
     assert results["config"]["kan_steps"] == 5 and results["config"]["mlp_steps"] == 100
@@ -49,6 +50,8 @@ def test_quick_demo_writes_figures_and_results(tmp_path, capsys):
     out = capsys.readouterr().out
     for stage in STAGES:
         assert stage in out  # the printed table
+    # the modules it finds, printed and saved
+    assert results["modules"].startswith("layer 1: ") and results["modules"] in out
 
 
 def test_help_and_usage(capsys):

@@ -134,7 +134,7 @@ def test_kanlinear_is_linear_drop_in():
     lin = KANLinear(7, 3)
     assert isinstance(lin, torch.nn.Module)
     assert lin.in_features == 7 and lin.out_features == 3
-    assert [n for n, _ in lin.named_parameters()] == list(PARAMS)
+    assert [n for n, _ in lin.named_parameters()] == [*PARAMS, "bias"]  # nn.Linear's bias, after pykan's
     x = torch.randn(2, 5, 7)
     y = lin(x)
     assert y.shape == (2, 5, 3)

@@ -1,4 +1,4 @@
-"""kanswap.plot: KAN / MLP diagrams (BEHAVIOR.md §11-§12), headless, no files unless asked."""
+"""kanswap.plot: KAN / MLP diagrams (pykan's layouts, made for papers), headless, no files unless asked."""
 
 import math
 import os
@@ -15,7 +15,7 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from torch import nn  # noqa: E402
 
 from kanswap import KAN  # noqa: E402
-from kanswap.plot import plot_kan, plot_mlp, plot_summary  # noqa: E402
+from kanswap.plot import MIN_INSET_PT, kan_figsize, mlp_figsize, plot_kan, plot_mlp, plot_summary  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -37,6 +37,12 @@ def kan():
     return model
 
 
+def _curves(ax):
+    """The drawn edge curves of a KAN plot (one polyline per unmasked edge)."""
+    sets = [c for c in ax.collections if getattr(c, "kanswap_role", None) == "edge curves"]
+    return [seg for c in sets for seg in c.get_segments()]
+
+
 def _alphas(fig):
     return {(e["layer"], e["i"], e["j"]): e["alpha"] for e in fig.kanswap_edges}
 
@@ -45,11 +51,13 @@ def test_kan_plot_insets_alphas_no_files(kan, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     fig = kan.plot()
     assert plt.gcf() is fig
-    assert tuple(fig.get_size_inches()) == pytest.approx((5.0, 4.0))  # (10s, 10s L (y0+z0))
+    assert tuple(fig.get_size_inches()) == pytest.approx(kan_figsize(kan, 0.5))
+    assert fig.get_size_inches()[0] == pytest.approx(5.0)  # pykan's 10 scale: 12 edges fit in one row
     ax = fig.axes[0]
     assert ax.get_xlim() == pytest.approx((0, 1))
     assert ax.get_ylim() == pytest.approx((-0.04, 0.84))
-    assert len(ax.child_axes) == 3 * 4 + 4 * 2 - 1  # one inset per unmasked edge
+    assert len(_curves(ax)) == 3 * 4 + 4 * 2 - 1  # one curve per unmasked edge
+    assert ax.child_axes == []  # curves are lines of the main axes, not inset Axes
     kan.attribute()
     alphas = _alphas(fig)
     assert len(alphas) == 20
@@ -77,12 +85,18 @@ def test_kan_plot_forward_metrics(kan, metric, attr):
 
 def test_kan_plot_inset_curve_is_edge_output(kan):
     fig = kan.plot()
-    inset = fig.axes[0].child_axes[0]  # edge (0, 0, 0)
-    xs, ys = inset.lines[0].get_data()
+    edge = fig.kanswap_edges[0]
+    assert (edge["layer"], edge["i"], edge["j"]) == (0, 0, 0)
+    xs, ys = edge["curve"]
     x, phi = kan.edge_activations(0)
     order = np.argsort(x[:, 0].numpy(), kind="stable")
     np.testing.assert_allclose(xs, x[order, 0].numpy())
     np.testing.assert_allclose(ys, phi[order, 0, 0].numpy(), rtol=1e-6, atol=1e-7)
+    drawn = _curves(fig.axes[0])[0]  # the same curve, scaled into its box
+    for k, v in enumerate((xs, ys)):
+        want = (v - v.min()) / (v.max() - v.min())
+        got = (drawn[:, k] - drawn[:, k].min()) / (drawn[:, k].max() - drawn[:, k].min())
+        np.testing.assert_allclose(got, want, atol=1e-6)  # float32 curve vs its float64 drawing: 9e-8
 
 
 def test_kan_plot_mult_nodes():
@@ -90,7 +104,7 @@ def test_kan_plot_mult_nodes():
     model(_x())
     fig = model.plot(tick=True, sample=True)
     ax = fig.axes[0]
-    assert len(ax.child_axes) == 3 * 4 + 3 * 1  # width_out [4, 1], width_in [3, 3]
+    assert len(_curves(ax)) == 3 * 4 + 3 * 1  # width_out [4, 1], width_in [3, 3]
     # subnodes 2 and 3 of node layer 1 join mult node 2: segments from y0=0.3 to 0.4
     joins = {tuple(map(tuple, np.round(s, 6))) for c in ax.collections
              if isinstance(c, LineCollection) for s in c.get_segments()}
@@ -111,13 +125,81 @@ def test_kan_plot_labels():
     model = KAN(width=[2, 2, 1], seed=0)
     model(_x(d=2))
     fig = model.plot(in_vars=[sympy.Symbol("x_1"), "b"], out_vars=["y"], title="T", scale=0.5, varscale=0.5)
-    texts = {t.get_text(): t for t in fig.axes[0].texts}
-    assert set(texts) == {"$x_{1}$", "b", "y", "T"}
-    assert texts["b"].get_position() == pytest.approx((0.75, -0.1))
-    assert texts["y"].get_position() == pytest.approx((0.5, 0.8 + 0.15))
-    assert texts["T"].get_position() == pytest.approx((0.5, 0.8 + 0.3))
-    assert texts["b"].get_fontsize() == pytest.approx(10)
-    assert texts["T"].get_fontsize() == pytest.approx(20)
+    ax = fig.axes[0]
+    texts = {t.get_text(): t for t in ax.texts}
+    assert set(texts) == {"$x_{1}$", "b", "y"}
+    assert ax.get_title() == "T"
+    assert texts["b"].xy == pytest.approx((0.75, 0.0))  # under input node 1
+    assert texts["y"].xy == pytest.approx((0.5, 0.8))  # over the output node
+    assert texts["b"].get_fontsize() == pytest.approx(5)  # 10 pt times varscale
+
+
+def test_kan_plot_default_labels_title_and_colour_bar():
+    """Before: no labels, no legend. Now x_i / y_j (original input numbers after prune_input) and
+    a colour bar explaining opacity."""
+    model = KAN(width=[3, 2, 2], seed=0)
+    model(_x())
+    fig = model.plot(title="fitted")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["$x_{1}$", "$x_{2}$", "$x_{3}$", "$y_{1}$", "$y_{2}$"]
+    assert ax.get_title() == "fitted"
+    bars = [a for a in fig.axes if getattr(a, "kanswap_colourbar", False)]
+    assert len(bars) == 1 and "opacity = tanh(3 × score)" in bars[0].get_xlabel()
+    pruned = model.prune_input(active_inputs=[0, 2])
+    pruned(_x())
+    assert [t.get_text() for t in pruned.plot(legend=False).axes[0].texts][:2] == ["$x_{1}$", "$x_{3}$"]
+    with pytest.raises(ValueError, match="got 2 variable names for 3 nodes"):
+        model.plot(in_vars=["a", "b"])
+
+
+def _boxes_points(fig):
+    """Edge-curve boxes of fig's KAN axes as (x0, y0, x1, y1) in points."""
+    from matplotlib.collections import PolyCollection
+
+    ax = fig.axes[0]
+    fig.canvas.draw()
+    polys = [c for c in ax.collections if isinstance(c, PolyCollection)][0]
+    scale = 72 / fig.dpi
+    out = []
+    for path in polys.get_paths():
+        v = ax.transData.transform(path.vertices) * scale
+        out.append((v[:, 0].min(), v[:, 1].min(), v[:, 0].max(), v[:, 1].max()))
+    return np.array(out)
+
+
+def test_kan_plot_curves_are_readable_size_and_do_not_overlap():
+    """Before: the reference KAN's [9, 10, 10, 1] insets were ~5 px (3 pt). Now >= 14 pt, staggered."""
+    model = KAN(width=[9, 10, 10, 1], seed=5)
+    model(torch.rand(60, 9, generator=torch.Generator().manual_seed(0)).round())
+    fig = model.plot()
+    boxes = _boxes_points(fig)
+    assert len(boxes) == 9 * 10 + 10 * 10 + 10
+    sizes = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    assert sizes.min() >= MIN_INSET_PT - 0.01
+    frame = fig.axes[0].get_window_extent().extents * 72 / fig.dpi  # every box inside the axes (not clipped)
+    assert (boxes[:, 0] >= frame[0]).all() and (boxes[:, 2] <= frame[2]).all()
+    for a in range(len(boxes)):  # no two boxes overlap
+        b = boxes[a + 1:]
+        overlap = (np.minimum(b[:, 2], boxes[a, 2]) - np.maximum(b[:, 0], boxes[a, 0]) > 0.01) & \
+                  (np.minimum(b[:, 3], boxes[a, 3]) - np.maximum(b[:, 1], boxes[a, 1]) > 0.01)
+        assert not overlap.any(), a
+
+
+def test_kan_plot_modules_colours_module_edges():
+    model = KAN(width=[4, 2, 1], seed=0)
+    with torch.no_grad():  # two separate blocks: inputs 0, 1 -> node 0 and inputs 2, 3 -> node 1
+        model.act_fun[0].mask[:2, 1] = 0
+        model.act_fun[0].mask[2:, 0] = 0
+    model(_x(d=4))
+    mods = model.find_modules(threshold=1e-6)  # every unmasked edge is strong (masked ones score ~1e-12)
+    assert [g for g, n in zip(mods[0].groups, mods[0].nodes, strict=True) if n] == [[0, 1], [2, 3]]
+    fig = model.plot(modules=True, module_threshold=1e-6)
+    colour = {(e["layer"], e["i"], e["j"]): e["colour"] for e in fig.kanswap_edges if not e["masked"]}
+    tab10 = matplotlib.colormaps["tab10"].colors
+    assert colour[(0, 0, 0)] == colour[(0, 1, 0)] == tab10[0]
+    assert colour[(0, 2, 1)] == colour[(0, 3, 1)] == tab10[1]
+    assert colour[(1, 0, 0)] == colour[(1, 1, 0)] == tab10[0]
+    assert all(e["colour"] == "black" for e in model.plot().kanswap_edges if not e["masked"])
 
 
 def test_kan_plot_errors(kan):
@@ -132,12 +214,12 @@ def test_kan_plot_recomputes_missing_acts(kan):
     kan.acts = None
     fig = kan.plot()
     assert kan.acts is not None
-    assert len(fig.axes[0].child_axes) == 19
+    assert len(_curves(fig.axes[0])) == 19
 
 
 # -- MLP ----------------------------------------------------------------------------------------
 class _StandInMLP:
-    """Just what plot_mlp reads, with pykan's MLP formulas (BEHAVIOR.md §12)."""
+    """Just what plot_mlp reads, with pykan's MLP formulas."""
 
     def __init__(self, width, seed=0):
         torch.manual_seed(seed)
@@ -191,7 +273,7 @@ def test_mlp_plot_weights_colours_alpha(mlp, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     fig = plot_mlp(mlp, beta=2)  # 'w' needs no data
     assert plt.gcf() is fig
-    assert tuple(fig.get_size_inches()) == pytest.approx((3.0, 3.0))
+    assert tuple(fig.get_size_inches()) == pytest.approx(mlp_figsize(mlp, 1.0))
     edges = {(e["layer"], e["i"], e["j"]): e for e in fig.kanswap_edges}
     assert len(edges) == 3 * 4 + 4 * 2
     assert edges[(0, 0, 0)]["colour"] == "grey" and edges[(0, 0, 0)]["alpha"] == 0.0
@@ -234,7 +316,7 @@ def test_plot_summary(kan, mlp, tmp_path):
     fig = plot_summary([kan, mlp], ["KAN", "MLP"], str(path))
     assert path.stat().st_size > 1000
     kan_ax, mlp_ax = fig.axes[:2]
-    assert len(kan_ax.child_axes) == 19
+    assert len(_curves(kan_ax)) == 19
     assert kan_ax.get_title() == "KAN" and mlp_ax.get_title() == "MLP"
     with pytest.raises(ValueError, match="titles"):
         plot_summary([kan], ["a", "b"], None)
@@ -252,4 +334,42 @@ def test_kan_plot_fractional_mask_colour_D24():
     edges = {(e["layer"], e["i"], e["j"]): e for e in fig.kanswap_edges}
     assert edges[(0, 0, 1)]["alpha"] > 0 and not edges[(0, 0, 1)]["masked"]
     assert edges[(0, 1, 0)]["alpha"] == 0 and edges[(0, 1, 0)]["masked"]
-    assert len(fig.axes[0].child_axes) == 5  # 6 edges, one masked
+    assert len(_curves(fig.axes[0])) == 5  # 6 edges, one masked
+
+
+def test_mlp_plot_labels_colour_bar_and_modules(mlp):
+    fig = plot_mlp(mlp, title="MLP", in_vars=["a", "b", "c"])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["a", "b", "c", "$y_{1}$", "$y_{2}$"]
+    assert ax.get_title() == "MLP"
+    bar = [a for a in fig.axes if getattr(a, "kanswap_colourbar", False)][0]
+    assert "blue > 0, red < 0" in bar.get_xlabel()
+    fig = plot_mlp(mlp, modules=True)
+    mods = mlp.find_modules()
+    tab10 = matplotlib.colormaps["tab10"].colors
+    for e in fig.kanswap_edges:
+        inside = [m for m, (g, n) in enumerate(zip(mods[e["layer"]].groups, mods[e["layer"]].nodes, strict=True))
+                  if e["j"] in g and e["i"] in n]
+        if inside:
+            assert e["colour"] in tab10
+        else:
+            assert e["colour"] == "grey"
+
+
+@pytest.mark.parametrize("fmt", ["pdf", "svg"])
+def test_plot_summary_vector_output_aligned_panels(kan, mlp, tmp_path, fmt):
+    """Before: the summary was a collage of bitmaps with the MLP title higher than the others.
+    Now: subplots drawn as vectors, one title line, a str panel for a message."""
+    mlp(_x())
+    path = tmp_path / f"summary.{fmt}"
+    fig = plot_summary([kan, mlp, "nothing to show"], ["KAN", "MLP", "note"], str(path))
+    data = path.read_bytes()
+    assert data.startswith(b"%PDF") if fmt == "pdf" else (b"<svg" in data and b"<image" not in data)
+    panels = [ax for ax in fig.axes if not getattr(ax, "kanswap_colourbar", False)]
+    assert len(panels) == 3
+    fig.canvas.draw()
+    tops = [ax.title.get_window_extent().y0 for ax in panels]
+    assert max(tops) - min(tops) < 1.0  # pixels
+    assert panels[2].texts[0].get_text() == "nothing to show"
+    with pytest.raises(TypeError, match="expected a KAN, MLP or str"):
+        plot_summary([object()])
