@@ -74,7 +74,8 @@ def test_reaches_rosenbrock_minimum():
 
 
 def test_follows_torch_on_a_kan_fit():
-    """20 single-iteration steps of a float64 KAN's MSE: the KAN's parameters as one flat vector."""
+    """20 iterations (single-iteration steps, as many line searches as 20 iterations of one step) on a
+    float64 KAN's MSE, the KAN's parameters as one flat vector."""
     data = create_dataset(lambda x: torch.sin(2 * x[:, [0]]) * x[:, [1]], n_var=2, train_num=101, seed=0)
     model = KAN(width=[2, 4, 1], grid=5, seed=1).double()
     x_in, y = data["train_input"].double(), data["train_label"].double()
@@ -90,12 +91,12 @@ def test_follows_torch_on_a_kan_fit():
         return torch.mean((pred - y) ** 2)
 
     model.save_act = False
-    ours = _ours_on(fun, x0, 20, tolerance_ys=1e-10, max_ls_budget=True, **SETTINGS)
-    ref = _torch_on(fun, x0, 20, line_search_fn="strong_wolfe", **SETTINGS)
+    ours = _ours_on(fun, x0, 20, max_iter=1, tolerance_ys=1e-10, max_ls_budget=True, **SETTINGS)
+    ref = _torch_on(fun, x0, 20, max_iter=1, line_search_fn="strong_wolfe", **SETTINGS)
     for i, (a, b) in enumerate(zip(ours, ref)):
         rel = ((a - b).norm() / b.norm()).item()
         assert rel < 1e-8, (i, rel)
-    assert fun(ours[-1]).item() < 0.1 * fun(x0).item()
+    assert fun(ours[-1]).item() < 0.5 * fun(x0).item()
 
 
 def test_curvature_threshold_keeps_tiny_pairs():
