@@ -14,28 +14,30 @@ from collections.abc import Callable
 
 import torch
 
-from .kan import matrix_reg
-
-__all__ = ["mlp_objective", "matrix_reg_grad"]
+__all__ = ["mlp_objective", "matrix_reg_and_grad"]
 
 _LOG2 = math.log(2.0)
 
 
-def matrix_reg_grad(w: torch.Tensor, lamb_l1: float, lamb_entropy: float) -> torch.Tensor:
-    """d matrix_reg(|w|, lamb_l1, lamb_entropy) / d w for a matrix w (out, in); same shape.
+def matrix_reg_and_grad(w: torch.Tensor, lamb_l1: float, lamb_entropy: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """matrix_reg(|w|, lamb_l1, lamb_entropy) (0-d) and its derivative in w (out, in), in one pass.
 
     With p = v / (rowsum(v) + 1) and E = -mean_rows sum p log2(p + 1e-4), dE/dp = -(log2(p + 1e-4) +
     p / ((p + 1e-4) ln 2)) / rows =: q, and dE/dv_ik = (q_ik - sum_j q_ij p_ij) / (rowsum_i + 1);
     the same along columns. |w|'s derivative is sign(w) (0 at 0, as autograd's).
     """
     v = w.abs()
+    value = lamb_l1 * v.sum()
     grad = torch.full_like(v, lamb_l1)
     for dim, count in ((1, v.shape[0]), (0, v.shape[1])):
         denom = v.sum(dim=dim, keepdim=True) + 1
         p = v / denom
-        q = (torch.log2(p + 1e-4) + p / ((p + 1e-4) * _LOG2)) * (-1.0 / count)
+        shifted = p + 1e-4
+        lp = torch.log2(shifted)
+        value = value - (lamb_entropy / count) * (p * lp).sum()
+        q = (lp + p / (shifted * _LOG2)) * (-1.0 / count)
         grad += lamb_entropy * (q - (q * p).sum(dim=dim, keepdim=True)) / denom
-    return grad * torch.sign(w)
+    return value, grad * torch.sign(w)
 
 
 def _act_and_slope(name: str) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None:
@@ -97,9 +99,10 @@ def mlp_objective(model, *, lamb: float, reg_metric: str, lamb_l1: float, lamb_e
                         dh = dh * slopes[i - 1]
             reg = zero
             if lamb != 0.0:
-                reg = sum(matrix_reg(lin.weight.abs(), lamb_l1, lamb_entropy) for lin in linears)
                 for lin in linears:
-                    lin.weight.grad.add_(matrix_reg_grad(lin.weight, lamb_l1, lamb_entropy), alpha=lamb)
+                    value, grad = matrix_reg_and_grad(lin.weight, lamb_l1, lamb_entropy)
+                    reg = reg + value
+                    lin.weight.grad.add_(grad, alpha=lamb)
             return train_loss + lamb * reg, train_loss, reg
 
     return f
