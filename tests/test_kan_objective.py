@@ -75,7 +75,7 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 def _check(model: KAN, x, y, lamb, reg_metric, tol=1e-10, **kw):
     want = _autograd(model, x, y, lamb, reg_metric, **kw)
     got = _hand(model, x, y, lamb, reg_metric, **kw)
-    for a, b in zip(got[:3], want[:3]):
+    for a, b in zip(got[:3], want[:3], strict=True):
         assert a.shape == () and not a.requires_grad
         assert abs(float(a) - float(b)) <= tol * max(abs(float(b)), 1e-300), (float(a), float(b))
     assert set(got[3]) == set(want[3])
