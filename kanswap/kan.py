@@ -17,6 +17,7 @@ from torch import nn
 
 from . import swap as swap_math
 from .fit import fit as run_fit
+from .kan_objective import kan_objective
 from .layer import KANLayer, check_input, resolve_base_fun
 
 __all__ = ["KAN", "MultKAN", "REG_METRICS"]
@@ -516,9 +517,14 @@ class KAN(nn.Module):
                     plt.savefig(os.path.join(img_folder, f"{step}.jpg"), bbox_inches="tight", dpi=200)
                     plt.close()
 
+        def fast_objective(lamb_: float):
+            return kan_objective(self, lamb=lamb_, reg_metric=reg_metric, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy,
+                                 lamb_coef=lamb_coef, lamb_coefdiff=lamb_coefdiff, loss_fn=loss_fn)
+
         results = run_fit(self, dataset, opt=opt, steps=steps, log=log, lamb=lamb, reg=reg, loss_fn=loss_fn,
                           lr=lr, batch=batch, metrics=metrics, display_metrics=display_metrics,
-                          grid_update=grid_update, after_step=after_step, progress=progress)
+                          grid_update=grid_update, after_step=after_step, fast_objective=fast_objective,
+                          progress=progress)
         self.log_history("fit")
         return results
 

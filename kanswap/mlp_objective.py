@@ -14,30 +14,51 @@ from collections.abc import Callable
 
 import torch
 
-__all__ = ["mlp_objective", "matrix_reg_and_grad"]
+__all__ = ["mlp_objective", "BlockReg"]
 
 _LOG2 = math.log(2.0)
 
 
-def matrix_reg_and_grad(w: torch.Tensor, lamb_l1: float, lamb_entropy: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """matrix_reg(|w|, lamb_l1, lamb_entropy) (0-d) and its derivative in w (out, in), in one pass.
+class BlockReg:
+    """sum_l matrix_reg(|W_l|, lamb_l1, lamb_entropy) and its derivative in every W_l, in one pass over
+    the block-diagonal matrix of all layers' weights (R, C): entries off the blocks are 0, so row and
+    column sums are per layer, their entropy terms vanish and their gradient is masked by sign(0) = 0.
+    One pass is ~50 ops for any depth, instead of ~45 per layer (measured with the torch profiler).
 
     With p = v / (rowsum(v) + 1) and E = -mean_rows sum p log2(p + 1e-4), dE/dp = -(log2(p + 1e-4) +
     p / ((p + 1e-4) ln 2)) / rows =: q, and dE/dv_ik = (q_ik - sum_j q_ij p_ij) / (rowsum_i + 1);
     the same along columns. |w|'s derivative is sign(w) (0 at 0, as autograd's).
     """
-    v = w.abs()
-    value = lamb_l1 * v.sum()
-    grad = torch.full_like(v, lamb_l1)
-    for dim, count in ((1, v.shape[0]), (0, v.shape[1])):
-        denom = v.sum(dim=dim, keepdim=True) + 1
-        p = v / denom
-        shifted = p + 1e-4
-        lp = torch.log2(shifted)
-        value = value - (lamb_entropy / count) * (p * lp).sum()
-        q = (lp + p / (shifted * _LOG2)) * (-1.0 / count)
-        grad += lamb_entropy * (q - (q * p).sum(dim=dim, keepdim=True)) / denom
-    return value, grad * torch.sign(w)
+
+    def __init__(self, shapes: list[tuple[int, int]], lamb_l1: float, lamb_entropy: float, like: torch.Tensor):
+        self.lamb_l1, self.lamb_entropy = lamb_l1, lamb_entropy
+        kw = dict(dtype=like.dtype, device=like.device)
+        rows = [torch.full((r, 1), -1.0 / r, **kw) for r, _ in shapes]
+        cols = [torch.full((1, c), -1.0 / c, **kw) for _, c in shapes]
+        # -1 / (rows of the row's layer) (R, 1) and -1 / (columns of the column's layer) (1, C)
+        self.scale = {1: torch.cat(rows, 0), 0: torch.cat(cols, 1)}
+        self.blocks, r0, c0 = [], 0, 0
+        for r, c in shapes:
+            self.blocks.append((slice(r0, r0 + r), slice(c0, c0 + c)))
+            r0, c0 = r0 + r, c0 + c
+
+    def __call__(self, weights: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """weights W_l (out_l, in_l) -> (the regularisation (0-d), its gradient for each W_l)."""
+        w = torch.block_diag(*weights)
+        v = w.abs()
+        value = self.lamb_l1 * v.sum()
+        grad = None
+        for dim in (1, 0):
+            denom = v.sum(dim=dim, keepdim=True) + 1
+            p = v / denom
+            shifted = p + 1e-4
+            lp = torch.log2(shifted)
+            value = value + self.lamb_entropy * (p * lp * self.scale[dim]).sum()
+            q = (lp + p / shifted / _LOG2) * self.scale[dim]
+            part = (q - (q * p).sum(dim=dim, keepdim=True)) / denom
+            grad = part if grad is None else grad + part
+        grad = (grad * self.lamb_entropy + self.lamb_l1) * torch.sign(w)
+        return value, [grad[rows, cols] for rows, cols in self.blocks]
 
 
 def _act_and_slope(name: str) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None:
@@ -73,6 +94,7 @@ def mlp_objective(model, *, lamb: float, reg_metric: str, lamb_l1: float, lamb_e
         return None
     linears = list(model.linears)
     zero = torch.zeros((), dtype=linears[0].weight.dtype, device=linears[0].weight.device)
+    block_reg = BlockReg([tuple(lin.weight.shape) for lin in linears], lamb_l1, lamb_entropy, zero)
 
     def f(x: torch.Tensor, y: torch.Tensor):
         with torch.no_grad():
@@ -99,9 +121,8 @@ def mlp_objective(model, *, lamb: float, reg_metric: str, lamb_l1: float, lamb_e
                         dh = dh * slopes[i - 1]
             reg = zero
             if lamb != 0.0:
-                for lin in linears:
-                    value, grad = matrix_reg_and_grad(lin.weight, lamb_l1, lamb_entropy)
-                    reg = reg + value
+                reg, grads = block_reg([lin.weight for lin in linears])
+                for lin, grad in zip(linears, grads):
                     lin.weight.grad.add_(grad, alpha=lamb)
             return train_loss + lamb * reg, train_loss, reg
 

@@ -6,7 +6,7 @@ import torch
 from kanswap import MLP
 from kanswap.flat import FlatParams
 from kanswap.kan import matrix_reg
-from kanswap.mlp_objective import matrix_reg_and_grad, mlp_objective
+from kanswap.mlp_objective import BlockReg, mlp_objective
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -41,14 +41,15 @@ def test_gradient_equals_autograd(act, lamb):
         assert _rel(p.grad, g) < 1e-10  # measured ~1e-15
 
 
-def test_matrix_reg_and_grad_equal_autograd():
+def test_block_reg_equals_autograd_per_layer():
     gen = torch.Generator().manual_seed(2)
-    w = torch.randn(6, 11, generator=gen, dtype=torch.float64).requires_grad_(True)
-    reg = matrix_reg(w.abs(), 1.3, 4.0)
-    (expect,) = torch.autograd.grad(reg, w)
-    value, grad = matrix_reg_and_grad(w.detach(), 1.3, 4.0)
+    ws = [torch.randn(r, c, generator=gen, dtype=torch.float64).requires_grad_(True) for r, c in ((6, 11), (1, 6), (5, 1))]
+    reg = sum(matrix_reg(w.abs(), 1.3, 4.0) for w in ws)
+    expect = torch.autograd.grad(reg, ws)
+    value, grads = BlockReg([tuple(w.shape) for w in ws], 1.3, 4.0, ws[0])([w.detach() for w in ws])
     assert _rel(value, reg.detach()) < 1e-13  # measured ~1e-16
-    assert _rel(grad, expect) < 1e-12  # measured ~1e-16
+    for g, e in zip(grads, expect):
+        assert _rel(g, e) < 1e-12  # measured ~1e-16
 
 
 def test_unsupported_cases_fall_back():
