@@ -12,8 +12,10 @@ Workloads (``WORKLOADS``; pykan's KAN built with ``auto_save=False``, same seeds
 * ``ref MLP``: ``MLP(width=[9, 20, 20, 1], seed=5)``, ``fit(lamb=1e-4, lamb_entropy=2., steps=100,
   reg_metric='w', metrics=...)``, the reference script's settings with 100 steps instead of 1000;
 * ``KAN [2,5,1]``: grid 5, k 3, 1000 samples of exp(sin(pi x) + y^2), 20 steps, lamb 0.01;
-* ``KAN [100,10,10,1]``: 1000 samples of exp(mean_i sin(pi x_i) + mean_{i<10} x_i^2), 50 steps, lamb 1e-3;
-* ``KAN [16,64,64,4]``: 2048 samples of four sin(pi * sum of 4 inputs), 3 steps, lamb 0 (pykan's (batch, in, out) tensors dominate);
+* ``KAN [100,10,10,1]``: 1000 samples of exp(mean_i sin(pi x_i) + mean_{i<10} x_i^2), 50 steps,
+  lamb 1e-3;
+* ``KAN [16,64,64,4]``: 2048 samples of four sin(pi * sum of 4 inputs), 3 steps, lamb 0 (pykan's
+  (batch, in, out) tensors dominate);
 * ``ref KAN busy``: kanswap's reference fit while another process keeps one core busy
   (``python -c "while 1: pass"``, killed afterwards); its ratio to ``ref KAN`` is the busy target.
 
@@ -182,7 +184,7 @@ def ops_per_closure(majority_data: dict) -> dict:
                               lamb_coef=0.0, lamb_coefdiff=0.0)
         else:
             f = mlp_objective(model, lamb=1e-4, reg_metric="w", lamb_l1=1.0, lamb_entropy=2.0)
-        out[f"{name} kanswap"] = _count_ops(lambda: f(x, y))
+        out[f"{name} kanswap"] = _count_ops(lambda f=f: f(x, y))
         ref = make_model("pykan", kind, model_kwargs)
 
         def pykan_closure(ref=ref, kind=kind):

@@ -23,7 +23,8 @@ class FlatParams:
             raise ValueError("the model has no trainable parameters to fit")
         kinds = {(p.dtype, p.device) for p in params}
         if len(kinds) > 1:
-            raise ValueError(f"fit needs all trainable parameters on one dtype and device, got {sorted(map(str, kinds))}")
+            raise ValueError("fit needs all trainable parameters on one dtype and device, "
+                             f"got {sorted(map(str, kinds))}")
         self.params = params
         self.x = torch.cat([p.detach().reshape(-1) for p in params])
         self.g = torch.zeros_like(self.x)
@@ -45,5 +46,6 @@ class FlatParams:
 
     def set_grads(self, grads: tuple[torch.Tensor | None, ...]) -> None:
         """Write autograd's gradients (one per parameter, None = zero) into ``g`` in one op."""
-        parts = [torch.zeros_like(p).reshape(-1) if gr is None else gr.reshape(-1) for p, gr in zip(self.params, grads)]
+        parts = [torch.zeros_like(p).reshape(-1) if gr is None else gr.reshape(-1)
+                 for p, gr in zip(self.params, grads, strict=True)]
         torch.cat(parts, out=self.g)

@@ -122,7 +122,7 @@ def mlp_objective(model, *, lamb: float, reg_metric: str, lamb_l1: float, lamb_e
             reg = zero
             if lamb != 0.0:
                 reg, grads = block_reg([lin.weight for lin in linears])
-                for lin, grad in zip(linears, grads):
+                for lin, grad in zip(linears, grads, strict=True):
                     lin.weight.grad.add_(grad, alpha=lamb)
             return train_loss + lamb * reg, train_loss, reg
 

@@ -62,7 +62,7 @@ def test_follows_torch_on_rosenbrock(max_iter):
     x0 = _start(7, seed=3)
     ours = _ours_on(_rosenbrock, x0, 20, max_iter=max_iter, tolerance_ys=1e-10, max_ls_budget=True, **SETTINGS)
     ref = _torch_on(_rosenbrock, x0, 20, max_iter=max_iter, line_search_fn="strong_wolfe", **SETTINGS)
-    for i, (a, b) in enumerate(zip(ours, ref)):
+    for i, (a, b) in enumerate(zip(ours, ref, strict=True)):
         rel = ((a - b).norm() / b.norm()).item()
         assert rel < 1e-8, (i, rel)  # measured 0 (same arithmetic in float64)
 
@@ -86,14 +86,14 @@ def test_follows_torch_on_a_kan_fit():
     def fun(v: torch.Tensor) -> torch.Tensor:
         chunks = torch.split(v, [s.numel() for s in shapes])
         state = {name: c.view(p.shape) for (name, p), c in
-                 zip(((n, p) for n, p in model.named_parameters() if p.requires_grad), chunks)}
+                 zip(((n, p) for n, p in model.named_parameters() if p.requires_grad), chunks, strict=True)}
         pred = torch.func.functional_call(model, state, (x_in,))
         return torch.mean((pred - y) ** 2)
 
     model.save_act = False
     ours = _ours_on(fun, x0, 20, max_iter=1, tolerance_ys=1e-10, max_ls_budget=True, **SETTINGS)
     ref = _torch_on(fun, x0, 20, max_iter=1, line_search_fn="strong_wolfe", **SETTINGS)
-    for i, (a, b) in enumerate(zip(ours, ref)):
+    for i, (a, b) in enumerate(zip(ours, ref, strict=True)):
         rel = ((a - b).norm() / b.norm()).item()
         assert rel < 1e-8, (i, rel)
     assert fun(ours[-1]).item() < 0.5 * fun(x0).item()
@@ -104,7 +104,8 @@ def test_curvature_threshold_keeps_tiny_pairs():
     for tol, kept in ((1e-32, 1), (1e-10, 0)):
         x, g = torch.zeros(2, dtype=torch.float64), torch.zeros(2, dtype=torch.float64)
         opt = LBFGS(x, g, tolerance_ys=tol)
-        opt.prev_g, opt.d, opt.t = torch.zeros(2, dtype=torch.float64), torch.tensor([1e-7, 0.0], dtype=torch.float64), 1.0
+        opt.prev_g, opt.t = torch.zeros(2, dtype=torch.float64), 1.0
+        opt.d = torch.tensor([1e-7, 0.0], dtype=torch.float64)
         opt._remember(torch.tensor([1e-7, 0.0], dtype=torch.float64))
         assert len(opt.dirs) == kept
 

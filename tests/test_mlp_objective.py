@@ -37,18 +37,19 @@ def test_gradient_equals_autograd(act, lamb):
     assert _rel(train_loss, train.detach()) < 1e-13
     if lamb:
         assert _rel(reg_value, reg.detach()) < 1e-13
-    for p, g in zip(model.parameters(), grads):
+    for p, g in zip(model.parameters(), grads, strict=True):
         assert _rel(p.grad, g) < 1e-10  # measured ~1e-15
 
 
 def test_block_reg_equals_autograd_per_layer():
     gen = torch.Generator().manual_seed(2)
-    ws = [torch.randn(r, c, generator=gen, dtype=torch.float64).requires_grad_(True) for r, c in ((6, 11), (1, 6), (5, 1))]
+    shapes = ((6, 11), (1, 6), (5, 1))
+    ws = [torch.randn(r, c, generator=gen, dtype=torch.float64).requires_grad_(True) for r, c in shapes]
     reg = sum(matrix_reg(w.abs(), 1.3, 4.0) for w in ws)
     expect = torch.autograd.grad(reg, ws)
     value, grads = BlockReg([tuple(w.shape) for w in ws], 1.3, 4.0, ws[0])([w.detach() for w in ws])
     assert _rel(value, reg.detach()) < 1e-13  # measured ~1e-16
-    for g, e in zip(grads, expect):
+    for g, e in zip(grads, expect, strict=True):
         assert _rel(g, e) < 1e-12  # measured ~1e-16
 
 
