@@ -71,10 +71,16 @@ def kan_objective(model, *, lamb: float, reg_metric: str, lamb_l1: float, lamb_e
 _AFFINE = ("subnode_scale", "subnode_bias", "node_scale", "node_bias")
 
 
-def _write_grad(p: Tensor, g: Tensor) -> None:
+def _grad(p: Tensor) -> Tensor:
+    """p.grad, allocated if the caller has not (fit preallocates it, possibly as a view into one
+    flat buffer: it is only ever written in place)."""
     if p.grad is None:
         p.grad = torch.zeros_like(p)
-    p.grad.copy_(g)
+    return p.grad
+
+
+def _write_grad(p: Tensor, g: Tensor) -> None:
+    _grad(p).copy_(g)
 
 
 class _Basis:
@@ -209,17 +215,25 @@ class _Layer:
         return torch.cat(parts, dim=1)
 
     def weight_backward(self, dW: Tensor, w_sp: Tensor, dcoef_reg: Tensor | None) -> None:
-        """dW (n, K+1, m) of the folded weight -> gradients of coef, scale_base, scale_sp."""
+        """dW (n, K+1, m) of the folded weight -> gradients of coef, scale_base, scale_sp, written
+        straight into their .grad (out=: no temporary and no copy)."""
         layer = self.layer
         if layer.scale_base.requires_grad:
-            _write_grad(layer.scale_base, dW[:, 0, :] if self.mask is None else dW[:, 0, :] * self.mask)
-        d_sp = dW[:, 1:, :]
+            if self.mask is None:
+                _grad(layer.scale_base).copy_(dW[:, 0, :])
+            else:
+                torch.mul(dW[:, 0, :], self.mask, out=_grad(layer.scale_base))
+        d_sp = dW[:, 1:, :].transpose(1, 2)  # (n, m, K)
         if layer.coef.requires_grad:
-            dcoef = (d_sp * w_sp.unsqueeze(1)).transpose(1, 2)
-            _write_grad(layer.coef, dcoef if dcoef_reg is None else dcoef + dcoef_reg)
+            if dcoef_reg is None:
+                torch.mul(d_sp, w_sp.unsqueeze(-1), out=_grad(layer.coef))
+            else:
+                torch.addcmul(dcoef_reg, d_sp, w_sp.unsqueeze(-1), out=_grad(layer.coef))
         if layer.scale_sp.requires_grad:
-            d = (d_sp * layer.coef.transpose(1, 2)).sum(1)
-            _write_grad(layer.scale_sp, d if self.mask is None else d * self.mask)
+            if self.mask is None:
+                torch.sum(d_sp * layer.coef, -1, out=_grad(layer.scale_sp))
+            else:
+                torch.mul((d_sp * layer.coef).sum(-1), self.mask, out=_grad(layer.scale_sp))
 
 
 def _moments(feats: Tensor) -> tuple[Tensor, Tensor]:
@@ -245,7 +259,7 @@ class _Objective:
         self.lamb_coef, self.lamb_coefdiff = lamb_coef, lamb_coefdiff
         self.layers = [_Layer(model, l) for l in range(model.depth)]
         self._first = None  # [x, x._version, grid copy, x0, feats, (xc, cov), (var, std)] for the last x
-        self._weights = None  # row and column weights of the block-diagonal entropy, per dtype/device
+        self._weights = None  # (2, R, C) row and column weights of the block-diagonal entropy
 
     # -- the first layer's x-only work ---------------------------------------------------------
     def _first_layer(self, x: Tensor, with_moments: bool):
@@ -342,15 +356,15 @@ class _Objective:
 
         Returns reg, d reg / d edge (m, n) per layer, and d reg / d std (n,) per layer (or None)."""
         v = torch.block_diag(*edges)
-        if self._weights is None or self._weights[0].dtype != v.dtype or self._weights[0].device != v.device:
+        if self._weights is None or self._weights.dtype != v.dtype or self._weights.device != v.device:
             rows = torch.cat([v.new_full((e.shape[0], 1), 1.0 / e.shape[0]) for e in edges])
             cols = torch.cat([v.new_full((1, e.shape[1]), 1.0 / e.shape[1]) for e in edges], dim=1)
-            self._weights = (rows, cols)
+            self._weights = torch.stack((rows.expand_as(v), cols.expand_as(v)))
         by_norm = self.reg_metric != "edge_forward_spline_u"
         if by_norm:
             norm = torch.cat(norms).add_(0.1)
             v = v / norm
-        value, dv = _l1_entropy(v, *self._weights, self.lamb_l1, self.lamb_entropy)
+        value, dv = _l1_entropy(v, self._weights, self.lamb_l1, self.lamb_entropy)
         d_norm = None
         if by_norm:
             d_norm_all = (dv * v).sum(0).div_(norm).neg_()
@@ -440,37 +454,40 @@ class _Objective:
             gz = gz * p["subnode_scale"]
         feats, W = rec["feats"], rec["W"]
         B = feats.shape[0]
-        dW = (feats.view(B, -1).t() @ gz).view(W.shape)
+        flat = feats.view(B, -1)
         if "dW_reg" in rec:
-            dW = dW + rec["dW_reg"]
+            dW = torch.addmm(rec["dW_reg"].view(-1, lay.m), flat.t(), gz).view(W.shape)
+        else:
+            dW = (flat.t() @ gz).view(W.shape)
         lay.weight_backward(dW, rec["w_sp"], rec.get("dcoef_reg"))
         if l == 0:
             return None
-        dA = (gz @ W.view(-1, lay.m).t()).view(feats.shape)
         if "dA_reg" in rec:
-            dA = dA + rec["dA_reg"]
-        gx = (dA * rec["deriv"]).sum(-1)
+            dA = torch.addmm(rec["dA_reg"].reshape(B, -1), gz, W.view(-1, lay.m).t())
+        else:
+            dA = gz @ W.view(-1, lay.m).t()
+        gx = (dA.view(feats.shape) * rec["deriv"]).sum(-1)
         if "dx_reg" in rec:
             gx = gx + rec["dx_reg"]
         return gx
 
 
-def _l1_entropy(v: Tensor, rows: Tensor, cols: Tensor, lamb_l1: float, lamb_entropy: float
-                ) -> tuple[Tensor, Tensor]:
-    """``kan.matrix_reg`` summed over the blocks of a block-diagonal v (R, C) and its gradient (R, C).
+def _l1_entropy(v: Tensor, weights: Tensor, lamb_l1: float, lamb_entropy: float) -> tuple[Tensor, Tensor]:
+    """``kan.matrix_reg`` summed over the blocks of a block-diagonal v (R, C), and its gradient (R, C).
 
-    rows (R, 1) / cols (1, C): 1 / (rows resp. columns of the block each row / column belongs to),
-    the weights of the row and column means. With p = v / (line sum + 1) and f(p) = p log2(p + 1e-4),
-    d(-sum f(p)) / dv over one line is -(f'(p) - sum_line f'(p) p) / (line sum + 1).
+    weights (2, R, C): [1 / rows of the block of each row ; 1 / columns of the block of each column]
+    (the weights of the row and column means). Rows and columns are handled as one (2, R, C)
+    stack: with p = v / (line sum + 1) and f(p) = p log2(p + 1e-4), the gradient of -sum f(p)
+    over one line is -(f'(p) - sum_line f'(p) p) / (line sum + 1).
     """
-    value = lamb_l1 * v.sum()
-    grad = None
-    for dim, weight in ((1, rows), (0, cols)):
-        denom = v.sum(dim, keepdim=True) + 1
-        p = v / denom
-        log_p = torch.log2(p + 1e-4)
-        value = value - lamb_entropy * (p * log_p * weight).sum()
-        fprime = log_p + p / ((p + 1e-4) * math.log(2.0))
-        g = (fprime - (fprime * p).sum(dim, keepdim=True)) * (weight / denom)
-        grad = g if grad is None else grad + g
-    return value, lamb_l1 - lamb_entropy * grad
+    R, C = v.shape
+    denom = torch.stack((v.sum(1, keepdim=True).expand(R, C), v.sum(0, keepdim=True).expand(R, C))) + 1.0
+    p = v / denom
+    shifted = p + 1e-4
+    log_p = torch.log2(shifted)
+    value = v.sum() * lamb_l1 - (p * log_p * weights).sum() * lamb_entropy
+    fprime = torch.addcdiv(log_p, p, shifted, value=1.0 / math.log(2.0))
+    fp = fprime * p
+    line = torch.stack((fp[0].sum(1, keepdim=True).expand(R, C), fp[1].sum(0, keepdim=True).expand(R, C)))
+    grad = ((fprime - line) * (weights / denom)).sum(0)
+    return value, grad.mul_(-lamb_entropy).add_(lamb_l1)
