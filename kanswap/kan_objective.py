@@ -5,24 +5,29 @@
     objective = mean((model(x) - y) ** 2) + lamb * reg
 
 with ``reg`` exactly what ``KAN.fit`` regularises (``KAN.reg`` on the records of a forward with
-``save_act``), and writes d objective / d p into ``p.grad`` (in place) for every trainable parameter.
-Autograd is the oracle: values and gradients agree with it to float rounding (tests: 1e-10 relative
-in float64).
+``save_act``, after ``attribute``/``node_attribute`` for the backward metrics), and writes
+d objective / d p into ``p.grad`` (in place) for every trainable parameter. Autograd is the oracle:
+values and gradients agree with it to float rounding (tests: 1e-10 relative in float64, measured 5e-13).
 
-Why by hand: on the reference fit (KAN [9,10,10,1], 409 samples) autograd's closure is ~600 small
-ops; their dispatch and graph bookkeeping cost ~5 ms per call for microseconds of arithmetic. Here
-each layer is: the folded weight once, the features (B, in, K+1) and their derivative in one basis
-pass, one GEMM forward and two backward; the edge statistics come from the features' covariance
-(float64, as ``edge_std``), and the entropy penalties of all layers are evaluated as one
-block-diagonal matrix. The first layer's features, covariance and input std depend only on x and
-the grid, so they are computed once per x (one L-BFGS step calls f ~21 times with the same x).
+Why by hand: on the reference fit (KAN [9,10,10,1], 409 samples) autograd's closure is ~2000 ops
+(~400 recorded forward, the rest its backward), each tiny; here it is ~320 (~200 that compute,
+the rest views). Per layer: the folded weight once; features (B, in, K+1) and their derivative in
+one dense Cox-de Boor pass; one GEMM forward and two backward. The edge stds come from the
+features' covariance (float64, as ``edge_std``), and the l1 + entropy penalties of all layers are
+evaluated as one block-diagonal matrix. The first layer's features, covariance and input std
+depend only on x and its grid, so they are computed once per x (fit passes one x object to the
+~21 closure calls of an L-BFGS step).
 
-Covered: every reg_metric, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff; masks; any grid
-(uniform or updated); mult nodes; node/subnode affine parameters (trainable or not); sp/sb
-trainable flags; base_fun 'silu', 'identity', 'zero'; any float dtype and device. Not covered
-(``kan_objective`` returns None and fit uses autograd): a ``loss_fn``, a callable ``base_fun``,
-fixed symbolic functions, a trainable grid or mask (``requires_grad`` set by hand), and unknown
-reg metrics.
+Covered: every reg_metric, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff; masks; uniform and
+updated grids (repeated knots included); mult nodes of any arity; node/subnode affine parameters,
+trainable or not; sp/sb trainable flags; base_fun 'silu', 'identity', 'zero' (or ``nn.SiLU``); any
+float dtype and device (plain torch). ``kan_objective`` returns None, and fit keeps autograd, for:
+a ``loss_fn``; a callable ``base_fun`` other than SiLU; fixed symbolic functions (a non-zero
+``symbolic_fun[l].mask``); any trainable tensor other than coef, scale_base, scale_sp and the
+node/subnode affine parameters (e.g. a grid or mask set to ``requires_grad``); an unknown reg_metric.
+
+``f`` reads the parameters and grids at each call, but takes the model's structure, its masks and
+its frozen affine parameters as they were when it was built (fit changes none of them).
 """
 
 from __future__ import annotations
@@ -116,9 +121,11 @@ class _Basis:
         grid = self._tables()
         k = self.k
         xg = x.unsqueeze(-1) - grid  # (B, n, P): x - g_i
-        at_or_right = xg >= 0
-        # Order 0: g_i <= x < g_{i+1} (half-open, so nothing at or beyond the last knot, NaN nowhere).
-        values = (at_or_right[..., :-1] > at_or_right[..., 1:]).to(x.dtype)
+        # Order 0: [x >= g_i] - [x >= g_{i+1}] = [g_i <= x < g_{i+1}] on a sorted grid (half-open, so
+        # nothing at or beyond the last knot, NaN nowhere). A float difference: 145 us against 175 us
+        # for a comparison of the boolean slices at (409, 10, 10).
+        at_or_right = (xg >= 0).to(x.dtype)
+        values = at_or_right[..., :-1] - at_or_right[..., 1:]
         w = values
         for j in range(1, k + 1):
             # B_{i,j} = (x - g_i) w_i - (x - g_{i+j+1}) w_{i+1}, w_i = B_{i,j-1} / (g_{i+j} - g_i)

@@ -84,7 +84,7 @@ def _check(model: KAN, x, y, lamb, reg_metric, tol=1e-10, **kw):
     return got
 
 
-# Measured worst relative error over these cases: 2e-14 (values and gradients); tolerance 1e-10 as the issue asks.
+# Measured worst relative error over these cases: 5e-13 (values and gradients); tolerance 1e-10.
 @pytest.mark.parametrize("reg_metric", METRICS)
 @pytest.mark.parametrize("lamb", [0.0, 0.013])
 def test_matches_autograd_every_metric(reg_metric, lamb):
@@ -164,7 +164,7 @@ def test_save_act_off_means_no_reg():
 
 
 def test_float32_close_to_autograd():
-    """float32 model: same float64 covariance as the layer's edge std; measured 3e-7, tolerance 1e-5."""
+    """float32 model: same float64 covariance as the layer's edge std; measured 8e-7, tolerance 1e-5."""
     gen = torch.Generator().manual_seed(7)
     model = _randomise(KAN(width=[4, 6, 1], grid=5, seed=8).double(), gen).float()
     x = _inputs(model.double(), 53, gen).float()
