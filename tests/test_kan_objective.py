@@ -7,6 +7,8 @@ import torch
 from kanswap import KAN
 from kanswap.kan_objective import kan_objective
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: a second thread only adds waiting
+
 METRICS = ["edge_forward_spline_n", "edge_forward_sum", "edge_forward_spline_u", "edge_backward", "node_backward"]
 
 
