@@ -267,6 +267,24 @@ class _Objective:
         self.layers = [_Layer(model, l) for l in range(model.depth)]
         self._first = None  # [x, x._version, grid copy, x0, feats, (xc, cov), (var, std)] for the last x
         self._weights = None  # (2, R, C) row and column weights of the block-diagonal entropy
+        # The edge stds of all layers are computed as one batch over all N = sum n_l inputs, each
+        # layer's weight (n, K+1, m) and covariance zero-padded to (K_max+1, m_max): 3 x 6 ops -> 6
+        # forward and 3 x 9 -> ~12 backward on the reference model.
+        self.sizes = [(lay.n, lay.layer.coef.shape[-1] + 1, lay.m) for lay in self.layers]
+        self.k_max = max(k1 for _, k1, _ in self.sizes)
+        self.m_max = max(m for _, _, m in self.sizes)
+        self.offsets = [sum(n for n, _, _ in self.sizes[:l]) for l in range(len(self.sizes))]
+        # Flat positions of edge (l, j <- i) in the batched stds (N, m_max) and in the block-diagonal
+        # (sum m_l, N) matrix of the entropy penalty.
+        src, dst = [], []
+        n_cols, row = self.offsets[-1] + self.sizes[-1][0], 0
+        for (n, _, m), col in zip(self.sizes, self.offsets, strict=True):
+            i, j = torch.meshgrid(torch.arange(n), torch.arange(m), indexing="ij")
+            src.append(((col + i) * self.m_max + j).flatten())
+            dst.append(((row + j) * n_cols + col + i).flatten())
+            row += m
+        self.block_shape = (row, n_cols)
+        self.src, self.dst = torch.cat(src), torch.cat(dst)
 
     # -- the first layer's x-only work ---------------------------------------------------------
     def _first_layer(self, x: Tensor, with_moments: bool):
@@ -277,7 +295,8 @@ class _Objective:
             feats, _ = self.layers[0].basis(x0, derivative=False)
             cache = self._first = [x, x._version, grid.detach().clone(), x0, feats, None, None]
         if with_moments and cache[5] is None:
-            cache[5] = _moments(cache[4])
+            xc, cov = _moments(cache[4])
+            cache[5] = (xc, self._pad_square(cov))
             cache[6] = _input_std(cache[3])
         return cache
 
@@ -314,87 +333,97 @@ class _Objective:
         return objective, train_loss, reg
 
     # -- regularisation ------------------------------------------------------------------------
+    def _pad_square(self, cov: Tensor) -> Tensor:
+        pad = self.k_max - cov.shape[-1]
+        return torch.nn.functional.pad(cov, (0, pad, 0, pad)) if pad else cov
+
     def _regularise(self, recs: list[dict], first) -> Tensor:
         """reg's value; stores on each record dW_reg (n, K+1, m), dA_reg (B, n, K+1) and dx_reg (B, n),
         the gradients of lamb * reg through the edge stds, and the coef penalties' dcoef_reg."""
         lamb = self.lamb
         B = first[3].shape[0]
-        edges, norms = [], []
+        dtype = recs[0]["W"].dtype
+        weights, covs, variances, stds = [], [], [], []
         for l, rec in enumerate(recs):
             if l == 0:
                 (xc, cov), (var, std) = first[5], first[6]
             else:
                 xc, cov = _moments(rec["feats"])
+                cov = self._pad_square(cov)
                 var, std = _input_std(rec["x"])
-            w64 = rec["W"].double()
-            cw = torch.bmm(cov, w64)
-            q = (w64 * cw).sum(1)
-            e64 = q.clamp_min(1e-36).sqrt()
-            rec.update(xc=xc, var=var, std=std, w64=w64, cw=cw, q=q, e64=e64)
-            edges.append(e64.to(rec["W"].dtype).t())  # (m, n)
-            norms.append(std)
+            rec["xc"] = xc
+            W = rec["W"]
+            pad_k, pad_m = self.k_max - W.shape[1], self.m_max - W.shape[2]
+            weights.append(torch.nn.functional.pad(W, (0, pad_m, 0, pad_k)) if pad_k or pad_m else W)
+            covs.append(cov)
+            variances.append(var)
+            stds.append(std)
+        w64 = torch.cat(weights).double()  # (N, K_max+1, m_max)
+        cw = torch.bmm(torch.cat(covs), w64)
+        q = (w64 * cw).sum(1)  # (N, m_max): w^T C w per edge, 0 on padding
+        e64 = q.clamp_min(1e-36).sqrt()
+        edges = e64.to(dtype)
+        std = torch.cat(stds)
         if self.reg_metric in _FORWARD_METRICS:
-            reg, d_edges, d_norms = self._forward_metric_reg(edges, norms)
+            reg, d_edges, d_std = self._forward_metric_reg(edges, std)
         else:
-            reg, d_edges, d_norms = self._backward_metric_reg(edges, recs)
+            reg, d_edges, d_std = self._backward_metric_reg(edges, recs)
+        # e = sqrt(q): de/dq = 1 / (2e), none below the 1e-36 clamp; dW = 2 C w dq; dC = sum_j dq_j w_j w_j^T;
+        # dXc = 2 Xc dC / (B - 1). dq2 = 2 dq.
+        dq2 = d_edges.double() * ((lamb / e64) * (q >= 1e-36))
+        dw_reg = (cw * dq2.unsqueeze(1)).to(dtype)
+        n0 = self.sizes[0][0]
+        w_hidden = w64[n0:]
+        dcov = torch.bmm(w_hidden * (dq2[n0:] * (1.0 / max(B - 1, 1))).unsqueeze(1), w_hidden.transpose(1, 2))
+        if d_std is not None:
+            # norm = sqrt(max(var, 1e-24)) + 0.1, var = sum (x - mean)^2 / (B - 1)
+            dvar2 = d_std * (((lamb / max(B - 1, 1)) / std) * (torch.cat(variances) >= 1e-24))
         for l, rec in enumerate(recs):
-            # q = w^T C w per edge, e = sqrt(q): de/dq = 1 / (2e); dW = 2 C w dq; dC = sum_j dq_j w_j w_j^T;
-            # dXc = 2 Xc dC / (B - 1). dq2 = 2 dq (the clamp at 1e-36 passes no gradient below it).
-            dq2 = d_edges[l].t().double() * ((lamb / rec["e64"]) * (rec["q"] >= 1e-36))
-            rec["dW_reg"] = (rec["cw"] * dq2.unsqueeze(1)).to(rec["W"].dtype)
+            (n, k1, m), off = self.sizes[l], self.offsets[l]
+            rec["dW_reg"] = dw_reg[off:off + n, :k1, :m]
             if l == 0:
                 continue
-            w64 = rec["w64"]
-            dcov = torch.bmm(w64 * (dq2 * (1.0 / max(B - 1, 1))).unsqueeze(1), w64.transpose(1, 2))
-            rec["dA_reg"] = torch.bmm(rec["xc"], dcov).transpose(0, 1).to(rec["W"].dtype)
-            if d_norms is not None:
-                # norm = sqrt(max(var, 1e-24)) + 0.1, var = sum (x - mean)^2 / (B - 1)
-                dvar2 = d_norms[l] * (((lamb / max(B - 1, 1)) / rec["std"]) * (rec["var"] >= 1e-24))
+            rec["dA_reg"] = torch.bmm(rec["xc"], dcov[off - n0:off - n0 + n, :k1, :k1]).transpose(0, 1).to(dtype)
+            if d_std is not None:
                 x_l = rec["x"]
-                rec["dx_reg"] = (x_l - x_l.mean(0)) * dvar2
+                rec["dx_reg"] = (x_l - x_l.mean(0)) * dvar2[off:off + n]
         if self.lamb_coef or self.lamb_coefdiff:
             reg = reg + self._coef_reg(recs)
         return reg
 
-    def _forward_metric_reg(self, edges: list[Tensor], norms: list[Tensor]):
+    def _forward_metric_reg(self, edges: Tensor, std: Tensor):
         """pykan's l1 + row/column entropy penalty summed over layers, with its gradient, on one
         block-diagonal matrix of every layer's (m, n) matrix (zeros elsewhere add nothing: their
         p log p is 0): ~30 ops for the whole model instead of ~30 per layer.
 
-        Returns reg, d reg / d edge (m, n) per layer, and d reg / d std (n,) per layer (or None)."""
-        v = torch.block_diag(*edges)
+        edges (N, m_max), std (N,): every input's std. Returns reg, d reg / d edges (N, m_max) and
+        d reg / d std (N,) (None for 'edge_forward_spline_u', which does not divide by it)."""
+        R, C = self.block_shape
+        v = edges.new_zeros(R * C).index_copy_(0, self.dst, edges.reshape(-1).index_select(0, self.src)).view(R, C)
         if self._weights is None or self._weights.dtype != v.dtype or self._weights.device != v.device:
-            rows = torch.cat([v.new_full((e.shape[0], 1), 1.0 / e.shape[0]) for e in edges])
-            cols = torch.cat([v.new_full((1, e.shape[1]), 1.0 / e.shape[1]) for e in edges], dim=1)
+            rows = torch.cat([v.new_full((m, 1), 1.0 / m) for _, _, m in self.sizes])
+            cols = torch.cat([v.new_full((1, n), 1.0 / n) for n, _, _ in self.sizes], dim=1)
             self._weights = torch.stack((rows.expand_as(v), cols.expand_as(v)))
-        by_norm = self.reg_metric != "edge_forward_spline_u"
-        if by_norm:
-            norm = torch.cat(norms).add_(0.1)
+        d_std = None
+        if self.reg_metric != "edge_forward_spline_u":
+            norm = std + 0.1
             v = v / norm
-        value, dv = _l1_entropy(v, self._weights, self.lamb_l1, self.lamb_entropy)
-        d_norm = None
-        if by_norm:
-            d_norm_all = (dv * v).sum(0).div_(norm).neg_()
+            value, dv = _l1_entropy(v, self._weights, self.lamb_l1, self.lamb_entropy)
+            d_std = (dv * v).sum(0).div_(norm).neg_()
             dv = dv / norm
-        d_edges, d_norms = [], []
-        r = c = 0
-        for e in edges:
-            m, n = e.shape
-            d_edges.append(dv[r:r + m, c:c + n])
-            if by_norm:
-                d_norms.append(d_norm_all[c:c + n])
-            r, c = r + m, c + n
-        if by_norm:
-            d_norm = d_norms
-        return value, d_edges, d_norm
+        else:
+            value, dv = _l1_entropy(v, self._weights, self.lamb_l1, self.lamb_entropy)
+        d_edges = edges.new_zeros(edges.numel()).index_copy_(0, self.src, dv.reshape(-1).index_select(0, self.dst))
+        return value, d_edges.view(edges.shape), d_std
 
-    def _backward_metric_reg(self, edges: list[Tensor], recs: list[dict]):
-        """'edge_backward' / 'node_backward': attribution scores (``KAN.attribute``) of the edge stds,
-        differentiated by autograd on these small (m, n) tensors only."""
+    def _backward_metric_reg(self, edges: Tensor, recs: list[dict]):
+        """'edge_backward' / 'node_backward': attribution scores (``KAN.attribute``) of the edge stds
+        (N, m_max), differentiated by autograd on the small (m, n) matrices only."""
         from .kan import matrix_reg
 
         sub_std = [rec["y"].std(0) + 1e-4 for rec in recs]
-        leaves = [e.detach().requires_grad_() for e in edges]
+        leaves = [edges[off:off + n, :m].t().requires_grad_() for (n, _, m), off in zip(self.sizes, self.offsets,
+                                                                                          strict=True)]
         with torch.enable_grad():
             L = len(self.layers)
             n_top = self.model.width_in[L]
@@ -409,7 +438,10 @@ class _Objective:
             for v in mats:
                 total = total + matrix_reg(v, self.lamb_l1, self.lamb_entropy)
             grads = torch.autograd.grad(total, leaves)
-        return total.detach(), list(grads), None
+        d_edges = torch.zeros_like(edges)
+        for g, (n, _, m), off in zip(grads, self.sizes, self.offsets, strict=True):
+            d_edges[off:off + n, :m] = g.t()
+        return total.detach(), d_edges, None
 
     def _backpropagate(self, edges: list[Tensor], sub_std: list[Tensor], top: Tensor, l_top: int):
         """``KAN._backpropagate`` on given edge stds: node scores per node layer 0..l_top and edge
@@ -463,7 +495,7 @@ class _Objective:
         B = feats.shape[0]
         flat = feats.view(B, -1)
         if "dW_reg" in rec:
-            dW = torch.addmm(rec["dW_reg"].view(-1, lay.m), flat.t(), gz).view(W.shape)
+            dW = torch.addmm(rec["dW_reg"].reshape(-1, lay.m), flat.t(), gz).view(W.shape)
         else:
             dW = (flat.t() @ gz).view(W.shape)
         lay.weight_backward(dW, rec["w_sp"], rec.get("dcoef_reg"))

@@ -91,7 +91,7 @@ def _check(model: KAN, x, y, lamb, reg_metric, tol=1e-10, **kw):
 @pytest.mark.parametrize("lamb", [0.0, 0.013])
 def test_matches_autograd_every_metric(reg_metric, lamb):
     gen = torch.Generator().manual_seed(1)
-    model = _randomise(KAN(width=[3, 5, 4, 2], grid=4, k=3, seed=2).double(), gen, mask=True)
+    model = _randomise(KAN(width=[3, 5, 4, 2], grid=[4, 6, 3], k=[3, 2, 3], seed=2).double(), gen, mask=True)
     x = _inputs(model, 37, gen)
     y = torch.randn(37, 2, generator=gen, dtype=torch.float64)
     _check(model, x, y, lamb, reg_metric, lamb_l1=0.7, lamb_entropy=3.0, lamb_coef=0.2, lamb_coefdiff=0.3)
