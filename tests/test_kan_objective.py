@@ -184,3 +184,22 @@ def test_fallbacks():
     assert kan_objective(KAN(width=[2, 3, 1], base_fun=torch.tanh, seed=0), **kw) is None
     model.act_fun[0].grid.requires_grad_(True)
     assert kan_objective(model, **kw) is None
+
+
+def test_gradients_land_in_a_flat_buffer():
+    """fit preallocates every p.grad as a view into one flat buffer: f writes there, in place."""
+    gen = torch.Generator().manual_seed(8)
+    model = _randomise(KAN(width=[3, [4, 1], 2], grid=4, seed=9, affine_trainable=True).double(), gen, mask=True)
+    x = _inputs(model, 23, gen)
+    y = torch.randn(23, 2, generator=gen, dtype=torch.float64)
+    want = _autograd(model, x, y, 0.02, "edge_forward_spline_n", lamb_coef=0.1)[3]
+    params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    flat = torch.full((sum(p.numel() for _, p in params),), float("nan"), dtype=torch.float64)
+    start = 0
+    for _, p in params:
+        p.grad = flat[start:start + p.numel()].view_as(p)
+        start += p.numel()
+    f = kan_objective(model, lamb=0.02, reg_metric="edge_forward_spline_n", lamb_l1=1.0, lamb_entropy=2.0,
+                      lamb_coef=0.1, lamb_coefdiff=0.0)
+    f(x, y)
+    assert _rel(flat, torch.cat([want[name].flatten() for name, _ in params])) <= 1e-10
