@@ -284,7 +284,8 @@ class _Objective:
             dst.append(((row + j) * n_cols + col + i).flatten())
             row += m
         self.block_shape = (row, n_cols)
-        self.src, self.dst = torch.cat(src), torch.cat(dst)
+        device = self.layers[0].layer.coef.device
+        self.src, self.dst = torch.cat(src).to(device), torch.cat(dst).to(device)
 
     # -- the first layer's x-only work ---------------------------------------------------------
     def _first_layer(self, x: Tensor, with_moments: bool):
