@@ -5,24 +5,29 @@
     objective = mean((model(x) - y) ** 2) + lamb * reg
 
 with ``reg`` exactly what ``KAN.fit`` regularises (``KAN.reg`` on the records of a forward with
-``save_act``), and writes d objective / d p into ``p.grad`` (in place) for every trainable parameter.
-Autograd is the oracle: values and gradients agree with it to float rounding (tests: 1e-10 relative
-in float64).
+``save_act``, after ``attribute``/``node_attribute`` for the backward metrics), and writes
+d objective / d p into ``p.grad`` (in place) for every trainable parameter. Autograd is the oracle:
+values and gradients agree with it to float rounding (tests: 1e-10 relative in float64, measured 5e-13).
 
-Why by hand: on the reference fit (KAN [9,10,10,1], 409 samples) autograd's closure is ~600 small
-ops; their dispatch and graph bookkeeping cost ~5 ms per call for microseconds of arithmetic. Here
-each layer is: the folded weight once, the features (B, in, K+1) and their derivative in one basis
-pass, one GEMM forward and two backward; the edge statistics come from the features' covariance
-(float64, as ``edge_std``), and the entropy penalties of all layers are evaluated as one
-block-diagonal matrix. The first layer's features, covariance and input std depend only on x and
-the grid, so they are computed once per x (one L-BFGS step calls f ~21 times with the same x).
+Why by hand: on the reference fit (KAN [9,10,10,1], 409 samples) autograd's closure is ~2000 ops
+(~400 recorded forward, the rest its backward), each tiny; here it is ~320 (~200 that compute,
+the rest views). Per layer: the folded weight once; features (B, in, K+1) and their derivative in
+one dense Cox-de Boor pass; one GEMM forward and two backward. The edge stds come from the
+features' covariance (float64, as ``edge_std``), and the l1 + entropy penalties of all layers are
+evaluated as one block-diagonal matrix. The first layer's features, covariance and input std
+depend only on x and its grid, so they are computed once per x (fit passes one x object to the
+~21 closure calls of an L-BFGS step).
 
-Covered: every reg_metric, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff; masks; any grid
-(uniform or updated); mult nodes; node/subnode affine parameters (trainable or not); sp/sb
-trainable flags; base_fun 'silu', 'identity', 'zero'; any float dtype and device. Not covered
-(``kan_objective`` returns None and fit uses autograd): a ``loss_fn``, a callable ``base_fun``,
-fixed symbolic functions, a trainable grid or mask (``requires_grad`` set by hand), and unknown
-reg metrics.
+Covered: every reg_metric, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff; masks; uniform and
+updated grids (repeated knots included); mult nodes of any arity; node/subnode affine parameters,
+trainable or not; sp/sb trainable flags; base_fun 'silu', 'identity', 'zero' (or ``nn.SiLU``); any
+float dtype and device (plain torch). ``kan_objective`` returns None, and fit keeps autograd, for:
+a ``loss_fn``; a callable ``base_fun`` other than SiLU; fixed symbolic functions (a non-zero
+``symbolic_fun[l].mask``); any trainable tensor other than coef, scale_base, scale_sp and the
+node/subnode affine parameters (e.g. a grid or mask set to ``requires_grad``); an unknown reg_metric.
+
+``f`` reads the parameters and grids at each call, but takes the model's structure, its masks and
+its frozen affine parameters as they were when it was built (fit changes none of them).
 """
 
 from __future__ import annotations
@@ -33,12 +38,11 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from .functional import BASE_FUNS
-
 __all__ = ["kan_objective"]
 
 _FORWARD_METRICS = ("edge_forward_spline_n", "edge_forward_sum", "edge_forward_spline_u")
 _METRICS = _FORWARD_METRICS + ("edge_backward", "node_backward")
+_BASE_FUNS = ("silu", "identity", "zero")  # the names whose value and derivative _Basis writes out
 
 
 def kan_objective(model, *, lamb: float, reg_metric: str, lamb_l1: float, lamb_entropy: float,
@@ -51,13 +55,13 @@ def kan_objective(model, *, lamb: float, reg_metric: str, lamb_l1: float, lamb_e
     autograd. reg is 0 (and not computed) when lamb == 0 or the model's ``save_act`` is off, as fit
     computes it only then.
     """
-    if loss_fn is not None or reg_metric not in _METRICS or not isinstance(model.base_fun, str):
+    if loss_fn is not None or reg_metric not in _METRICS or model.base_fun not in _BASE_FUNS:
         return None
     if any(bool((sym.mask != 0).any()) for sym in model.symbolic_fun):
         return None
     covered = set()
     for layer in model.act_fun:
-        if not isinstance(layer.base_fun, str) or layer.grid.requires_grad or layer.mask.requires_grad:
+        if layer.base_fun not in _BASE_FUNS or layer.grid.requires_grad or layer.mask.requires_grad:
             return None
         covered.update((id(layer.coef), id(layer.scale_base), id(layer.scale_sp)))
     for l in range(model.depth):
@@ -71,26 +75,33 @@ def kan_objective(model, *, lamb: float, reg_metric: str, lamb_l1: float, lamb_e
 _AFFINE = ("subnode_scale", "subnode_bias", "node_scale", "node_bias")
 
 
-def _write_grad(p: Tensor, g: Tensor) -> None:
+def _grad(p: Tensor) -> Tensor:
+    """p.grad, allocated if the caller has not (fit preallocates it, possibly as a view into one
+    flat buffer: it is only ever written in place)."""
     if p.grad is None:
         p.grad = torch.zeros_like(p)
-    p.grad.copy_(g)
+    return p.grad
+
+
+def _write_grad(p: Tensor, g: Tensor) -> None:
+    _grad(p).copy_(g)
 
 
 class _Basis:
     """The dense basis of one layer by Cox-de Boor on (B, n, P) tensors, with its derivative.
 
-    Every order is 3 ops on whole rows (no per-point interval search or table lookup): for the
-    reference model's hidden layers (409 x 10 inputs, P = 10 knots) the features and their
-    derivative take ~20 ops, against ~70 for the local path of ``spline.local_parts`` plus the
-    scatter into dense columns. The reciprocal knot spans of each order are computed once per grid
-    value (zero spans give 0: the repeated-knot rule of ``spline``).
+    Every order is 3 ops on whole rows (no per-point interval search or table lookup): features and
+    derivative in ~40 ops (half of them views) against ~70 for ``spline.local_parts`` plus the
+    scatter into dense columns, and faster at every size measured (features + derivative after a
+    grid update, one thread, medians on the shared machine): (409, 10) G=3 1.0 ms vs 2.1 ms,
+    (2048, 64) G=3 153 vs 219 ms, (1024, 256) G=5 291 vs 380 ms; so there is no second path. The
+    reciprocal knot spans of each order are computed once per grid value (zero spans give 0: the
+    repeated-knot rule of ``spline``).
     """
 
     def __init__(self, layer):
         self.layer = layer
         self.k = layer.k
-        self.fun, self.dfun = BASE_FUNS[layer.base_fun]
         self.base_name = layer.base_fun
         self.grid = None
         self.inv_spans: list[Tensor] = []
@@ -110,15 +121,17 @@ class _Basis:
         grid = self._tables()
         k = self.k
         xg = x.unsqueeze(-1) - grid  # (B, n, P): x - g_i
-        at_or_right = xg >= 0
-        # Order 0: g_i <= x < g_{i+1} (half-open, so nothing at or beyond the last knot, NaN nowhere).
-        values = (at_or_right[..., :-1] > at_or_right[..., 1:]).to(x.dtype)
+        # Order 0: [x >= g_i] - [x >= g_{i+1}] = [g_i <= x < g_{i+1}] on a sorted grid (half-open, so
+        # nothing at or beyond the last knot, NaN nowhere). A float difference: 145 us against 175 us
+        # for a comparison of the boolean slices at (409, 10, 10).
+        at_or_right = (xg >= 0).to(x.dtype)
+        values = at_or_right[..., :-1] - at_or_right[..., 1:]
         w = values
         for j in range(1, k + 1):
             # B_{i,j} = (x - g_i) w_i - (x - g_{i+j+1}) w_{i+1}, w_i = B_{i,j-1} / (g_{i+j} - g_i)
             w = values * self.inv_spans[j - 1]
             values = torch.addcmul(xg[..., :-j - 1] * w[..., :-1], xg[..., j + 1:], w[..., 1:], value=-1.0)
-        base = None if self.base_name == "zero" else (self.fun(x) if self.base_name == "identity" else None)
+        base = x if self.base_name == "identity" else None
         if self.base_name == "silu":
             sig = torch.sigmoid(x)
             base = x * sig
@@ -209,17 +222,25 @@ class _Layer:
         return torch.cat(parts, dim=1)
 
     def weight_backward(self, dW: Tensor, w_sp: Tensor, dcoef_reg: Tensor | None) -> None:
-        """dW (n, K+1, m) of the folded weight -> gradients of coef, scale_base, scale_sp."""
+        """dW (n, K+1, m) of the folded weight -> gradients of coef, scale_base, scale_sp, written
+        straight into their .grad (out=: no temporary and no copy)."""
         layer = self.layer
         if layer.scale_base.requires_grad:
-            _write_grad(layer.scale_base, dW[:, 0, :] if self.mask is None else dW[:, 0, :] * self.mask)
-        d_sp = dW[:, 1:, :]
+            if self.mask is None:
+                _grad(layer.scale_base).copy_(dW[:, 0, :])
+            else:
+                torch.mul(dW[:, 0, :], self.mask, out=_grad(layer.scale_base))
+        d_sp = dW[:, 1:, :].transpose(1, 2)  # (n, m, K)
         if layer.coef.requires_grad:
-            dcoef = (d_sp * w_sp.unsqueeze(1)).transpose(1, 2)
-            _write_grad(layer.coef, dcoef if dcoef_reg is None else dcoef + dcoef_reg)
+            if dcoef_reg is None:
+                torch.mul(d_sp, w_sp.unsqueeze(-1), out=_grad(layer.coef))
+            else:
+                torch.addcmul(dcoef_reg, d_sp, w_sp.unsqueeze(-1), out=_grad(layer.coef))
         if layer.scale_sp.requires_grad:
-            d = (d_sp * layer.coef.transpose(1, 2)).sum(1)
-            _write_grad(layer.scale_sp, d if self.mask is None else d * self.mask)
+            if self.mask is None:
+                torch.sum(d_sp * layer.coef, -1, out=_grad(layer.scale_sp))
+            else:
+                torch.mul((d_sp * layer.coef).sum(-1), self.mask, out=_grad(layer.scale_sp))
 
 
 def _moments(feats: Tensor) -> tuple[Tensor, Tensor]:
@@ -245,7 +266,26 @@ class _Objective:
         self.lamb_coef, self.lamb_coefdiff = lamb_coef, lamb_coefdiff
         self.layers = [_Layer(model, l) for l in range(model.depth)]
         self._first = None  # [x, x._version, grid copy, x0, feats, (xc, cov), (var, std)] for the last x
-        self._weights = None  # row and column weights of the block-diagonal entropy, per dtype/device
+        self._weights = None  # (2, R, C) row and column weights of the block-diagonal entropy
+        # The edge stds of all layers are computed as one batch over all N = sum n_l inputs, each
+        # layer's weight (n, K+1, m) and covariance zero-padded to (K_max+1, m_max): 3 x 6 ops -> 6
+        # forward and 3 x 9 -> ~12 backward on the reference model.
+        self.sizes = [(lay.n, lay.layer.coef.shape[-1] + 1, lay.m) for lay in self.layers]
+        self.k_max = max(k1 for _, k1, _ in self.sizes)
+        self.m_max = max(m for _, _, m in self.sizes)
+        self.offsets = [sum(n for n, _, _ in self.sizes[:l]) for l in range(len(self.sizes))]
+        # Flat positions of edge (l, j <- i) in the batched stds (N, m_max) and in the block-diagonal
+        # (sum m_l, N) matrix of the entropy penalty.
+        src, dst = [], []
+        n_cols, row = self.offsets[-1] + self.sizes[-1][0], 0
+        for (n, _, m), col in zip(self.sizes, self.offsets, strict=True):
+            i, j = torch.meshgrid(torch.arange(n), torch.arange(m), indexing="ij")
+            src.append(((col + i) * self.m_max + j).flatten())
+            dst.append(((row + j) * n_cols + col + i).flatten())
+            row += m
+        self.block_shape = (row, n_cols)
+        device = self.layers[0].layer.coef.device
+        self.src, self.dst = torch.cat(src).to(device), torch.cat(dst).to(device)
 
     # -- the first layer's x-only work ---------------------------------------------------------
     def _first_layer(self, x: Tensor, with_moments: bool):
@@ -256,7 +296,8 @@ class _Objective:
             feats, _ = self.layers[0].basis(x0, derivative=False)
             cache = self._first = [x, x._version, grid.detach().clone(), x0, feats, None, None]
         if with_moments and cache[5] is None:
-            cache[5] = _moments(cache[4])
+            xc, cov = _moments(cache[4])
+            cache[5] = (xc, self._pad_square(cov))
             cache[6] = _input_std(cache[3])
         return cache
 
@@ -293,87 +334,97 @@ class _Objective:
         return objective, train_loss, reg
 
     # -- regularisation ------------------------------------------------------------------------
+    def _pad_square(self, cov: Tensor) -> Tensor:
+        pad = self.k_max - cov.shape[-1]
+        return torch.nn.functional.pad(cov, (0, pad, 0, pad)) if pad else cov
+
     def _regularise(self, recs: list[dict], first) -> Tensor:
         """reg's value; stores on each record dW_reg (n, K+1, m), dA_reg (B, n, K+1) and dx_reg (B, n),
         the gradients of lamb * reg through the edge stds, and the coef penalties' dcoef_reg."""
         lamb = self.lamb
         B = first[3].shape[0]
-        edges, norms = [], []
+        dtype = recs[0]["W"].dtype
+        weights, covs, variances, stds = [], [], [], []
         for l, rec in enumerate(recs):
             if l == 0:
                 (xc, cov), (var, std) = first[5], first[6]
             else:
                 xc, cov = _moments(rec["feats"])
+                cov = self._pad_square(cov)
                 var, std = _input_std(rec["x"])
-            w64 = rec["W"].double()
-            cw = torch.bmm(cov, w64)
-            q = (w64 * cw).sum(1)
-            e64 = q.clamp_min(1e-36).sqrt()
-            rec.update(xc=xc, var=var, std=std, w64=w64, cw=cw, q=q, e64=e64)
-            edges.append(e64.to(rec["W"].dtype).t())  # (m, n)
-            norms.append(std)
+            rec["xc"] = xc
+            W = rec["W"]
+            pad_k, pad_m = self.k_max - W.shape[1], self.m_max - W.shape[2]
+            weights.append(torch.nn.functional.pad(W, (0, pad_m, 0, pad_k)) if pad_k or pad_m else W)
+            covs.append(cov)
+            variances.append(var)
+            stds.append(std)
+        w64 = torch.cat(weights).double()  # (N, K_max+1, m_max)
+        cw = torch.bmm(torch.cat(covs), w64)
+        q = (w64 * cw).sum(1)  # (N, m_max): w^T C w per edge, 0 on padding
+        e64 = q.clamp_min(1e-36).sqrt()
+        edges = e64.to(dtype)
+        std = torch.cat(stds)
         if self.reg_metric in _FORWARD_METRICS:
-            reg, d_edges, d_norms = self._forward_metric_reg(edges, norms)
+            reg, d_edges, d_std = self._forward_metric_reg(edges, std)
         else:
-            reg, d_edges, d_norms = self._backward_metric_reg(edges, recs)
+            reg, d_edges, d_std = self._backward_metric_reg(edges, recs)
+        # e = sqrt(q): de/dq = 1 / (2e), none below the 1e-36 clamp; dW = 2 C w dq; dC = sum_j dq_j w_j w_j^T;
+        # dXc = 2 Xc dC / (B - 1). dq2 = 2 dq.
+        dq2 = d_edges.double() * ((lamb / e64) * (q >= 1e-36))
+        dw_reg = (cw * dq2.unsqueeze(1)).to(dtype)
+        n0 = self.sizes[0][0]
+        w_hidden = w64[n0:]
+        dcov = torch.bmm(w_hidden * (dq2[n0:] * (1.0 / max(B - 1, 1))).unsqueeze(1), w_hidden.transpose(1, 2))
+        if d_std is not None:
+            # norm = sqrt(max(var, 1e-24)) + 0.1, var = sum (x - mean)^2 / (B - 1)
+            dvar2 = d_std * (((lamb / max(B - 1, 1)) / std) * (torch.cat(variances) >= 1e-24))
         for l, rec in enumerate(recs):
-            # q = w^T C w per edge, e = sqrt(q): de/dq = 1 / (2e); dW = 2 C w dq; dC = sum_j dq_j w_j w_j^T;
-            # dXc = 2 Xc dC / (B - 1). dq2 = 2 dq (the clamp at 1e-36 passes no gradient below it).
-            dq2 = d_edges[l].t().double() * ((lamb / rec["e64"]) * (rec["q"] >= 1e-36))
-            rec["dW_reg"] = (rec["cw"] * dq2.unsqueeze(1)).to(rec["W"].dtype)
+            (n, k1, m), off = self.sizes[l], self.offsets[l]
+            rec["dW_reg"] = dw_reg[off:off + n, :k1, :m]
             if l == 0:
                 continue
-            w64 = rec["w64"]
-            dcov = torch.bmm(w64 * (dq2 * (1.0 / max(B - 1, 1))).unsqueeze(1), w64.transpose(1, 2))
-            rec["dA_reg"] = torch.bmm(rec["xc"], dcov).transpose(0, 1).to(rec["W"].dtype)
-            if d_norms is not None:
-                # norm = sqrt(max(var, 1e-24)) + 0.1, var = sum (x - mean)^2 / (B - 1)
-                dvar2 = d_norms[l] * (((lamb / max(B - 1, 1)) / rec["std"]) * (rec["var"] >= 1e-24))
+            rec["dA_reg"] = torch.bmm(rec["xc"], dcov[off - n0:off - n0 + n, :k1, :k1]).transpose(0, 1).to(dtype)
+            if d_std is not None:
                 x_l = rec["x"]
-                rec["dx_reg"] = (x_l - x_l.mean(0)) * dvar2
+                rec["dx_reg"] = (x_l - x_l.mean(0)) * dvar2[off:off + n]
         if self.lamb_coef or self.lamb_coefdiff:
             reg = reg + self._coef_reg(recs)
         return reg
 
-    def _forward_metric_reg(self, edges: list[Tensor], norms: list[Tensor]):
+    def _forward_metric_reg(self, edges: Tensor, std: Tensor):
         """pykan's l1 + row/column entropy penalty summed over layers, with its gradient, on one
         block-diagonal matrix of every layer's (m, n) matrix (zeros elsewhere add nothing: their
         p log p is 0): ~30 ops for the whole model instead of ~30 per layer.
 
-        Returns reg, d reg / d edge (m, n) per layer, and d reg / d std (n,) per layer (or None)."""
-        v = torch.block_diag(*edges)
-        if self._weights is None or self._weights[0].dtype != v.dtype or self._weights[0].device != v.device:
-            rows = torch.cat([v.new_full((e.shape[0], 1), 1.0 / e.shape[0]) for e in edges])
-            cols = torch.cat([v.new_full((1, e.shape[1]), 1.0 / e.shape[1]) for e in edges], dim=1)
-            self._weights = (rows, cols)
-        by_norm = self.reg_metric != "edge_forward_spline_u"
-        if by_norm:
-            norm = torch.cat(norms).add_(0.1)
+        edges (N, m_max), std (N,): every input's std. Returns reg, d reg / d edges (N, m_max) and
+        d reg / d std (N,) (None for 'edge_forward_spline_u', which does not divide by it)."""
+        R, C = self.block_shape
+        v = edges.new_zeros(R * C).index_copy_(0, self.dst, edges.reshape(-1).index_select(0, self.src)).view(R, C)
+        if self._weights is None or self._weights.dtype != v.dtype or self._weights.device != v.device:
+            rows = torch.cat([v.new_full((m, 1), 1.0 / m) for _, _, m in self.sizes])
+            cols = torch.cat([v.new_full((1, n), 1.0 / n) for n, _, _ in self.sizes], dim=1)
+            self._weights = torch.stack((rows.expand_as(v), cols.expand_as(v)))
+        d_std = None
+        if self.reg_metric != "edge_forward_spline_u":
+            norm = std + 0.1
             v = v / norm
-        value, dv = _l1_entropy(v, *self._weights, self.lamb_l1, self.lamb_entropy)
-        d_norm = None
-        if by_norm:
-            d_norm_all = (dv * v).sum(0).div_(norm).neg_()
+            value, dv = _l1_entropy(v, self._weights, self.lamb_l1, self.lamb_entropy)
+            d_std = (dv * v).sum(0).div_(norm).neg_()
             dv = dv / norm
-        d_edges, d_norms = [], []
-        r = c = 0
-        for e in edges:
-            m, n = e.shape
-            d_edges.append(dv[r:r + m, c:c + n])
-            if by_norm:
-                d_norms.append(d_norm_all[c:c + n])
-            r, c = r + m, c + n
-        if by_norm:
-            d_norm = d_norms
-        return value, d_edges, d_norm
+        else:
+            value, dv = _l1_entropy(v, self._weights, self.lamb_l1, self.lamb_entropy)
+        d_edges = edges.new_zeros(edges.numel()).index_copy_(0, self.src, dv.reshape(-1).index_select(0, self.dst))
+        return value, d_edges.view(edges.shape), d_std
 
-    def _backward_metric_reg(self, edges: list[Tensor], recs: list[dict]):
-        """'edge_backward' / 'node_backward': attribution scores (``KAN.attribute``) of the edge stds,
-        differentiated by autograd on these small (m, n) tensors only."""
+    def _backward_metric_reg(self, edges: Tensor, recs: list[dict]):
+        """'edge_backward' / 'node_backward': attribution scores (``KAN.attribute``) of the edge stds
+        (N, m_max), differentiated by autograd on the small (m, n) matrices only."""
         from .kan import matrix_reg
 
         sub_std = [rec["y"].std(0) + 1e-4 for rec in recs]
-        leaves = [e.detach().requires_grad_() for e in edges]
+        leaves = [edges[off:off + n, :m].t().requires_grad_() for (n, _, m), off in zip(self.sizes, self.offsets,
+                                                                                          strict=True)]
         with torch.enable_grad():
             L = len(self.layers)
             n_top = self.model.width_in[L]
@@ -388,7 +439,10 @@ class _Objective:
             for v in mats:
                 total = total + matrix_reg(v, self.lamb_l1, self.lamb_entropy)
             grads = torch.autograd.grad(total, leaves)
-        return total.detach(), list(grads), None
+        d_edges = torch.zeros_like(edges)
+        for g, (n, _, m), off in zip(grads, self.sizes, self.offsets, strict=True):
+            d_edges[off:off + n, :m] = g.t()
+        return total.detach(), d_edges, None
 
     def _backpropagate(self, edges: list[Tensor], sub_std: list[Tensor], top: Tensor, l_top: int):
         """``KAN._backpropagate`` on given edge stds: node scores per node layer 0..l_top and edge
@@ -440,37 +494,40 @@ class _Objective:
             gz = gz * p["subnode_scale"]
         feats, W = rec["feats"], rec["W"]
         B = feats.shape[0]
-        dW = (feats.view(B, -1).t() @ gz).view(W.shape)
+        flat = feats.view(B, -1)
         if "dW_reg" in rec:
-            dW = dW + rec["dW_reg"]
+            dW = torch.addmm(rec["dW_reg"].reshape(-1, lay.m), flat.t(), gz).view(W.shape)
+        else:
+            dW = (flat.t() @ gz).view(W.shape)
         lay.weight_backward(dW, rec["w_sp"], rec.get("dcoef_reg"))
         if l == 0:
             return None
-        dA = (gz @ W.view(-1, lay.m).t()).view(feats.shape)
         if "dA_reg" in rec:
-            dA = dA + rec["dA_reg"]
-        gx = (dA * rec["deriv"]).sum(-1)
+            dA = torch.addmm(rec["dA_reg"].reshape(B, -1), gz, W.view(-1, lay.m).t())
+        else:
+            dA = gz @ W.view(-1, lay.m).t()
+        gx = (dA.view(feats.shape) * rec["deriv"]).sum(-1)
         if "dx_reg" in rec:
             gx = gx + rec["dx_reg"]
         return gx
 
 
-def _l1_entropy(v: Tensor, rows: Tensor, cols: Tensor, lamb_l1: float, lamb_entropy: float
-                ) -> tuple[Tensor, Tensor]:
-    """``kan.matrix_reg`` summed over the blocks of a block-diagonal v (R, C) and its gradient (R, C).
+def _l1_entropy(v: Tensor, weights: Tensor, lamb_l1: float, lamb_entropy: float) -> tuple[Tensor, Tensor]:
+    """``kan.matrix_reg`` summed over the blocks of a block-diagonal v (R, C), and its gradient (R, C).
 
-    rows (R, 1) / cols (1, C): 1 / (rows resp. columns of the block each row / column belongs to),
-    the weights of the row and column means. With p = v / (line sum + 1) and f(p) = p log2(p + 1e-4),
-    d(-sum f(p)) / dv over one line is -(f'(p) - sum_line f'(p) p) / (line sum + 1).
+    weights (2, R, C): [1 / rows of the block of each row ; 1 / columns of the block of each column]
+    (the weights of the row and column means). Rows and columns are handled as one (2, R, C)
+    stack: with p = v / (line sum + 1) and f(p) = p log2(p + 1e-4), the gradient of -sum f(p)
+    over one line is -(f'(p) - sum_line f'(p) p) / (line sum + 1).
     """
-    value = lamb_l1 * v.sum()
-    grad = None
-    for dim, weight in ((1, rows), (0, cols)):
-        denom = v.sum(dim, keepdim=True) + 1
-        p = v / denom
-        log_p = torch.log2(p + 1e-4)
-        value = value - lamb_entropy * (p * log_p * weight).sum()
-        fprime = log_p + p / ((p + 1e-4) * math.log(2.0))
-        g = (fprime - (fprime * p).sum(dim, keepdim=True)) * (weight / denom)
-        grad = g if grad is None else grad + g
-    return value, lamb_l1 - lamb_entropy * grad
+    R, C = v.shape
+    denom = torch.stack((v.sum(1, keepdim=True).expand(R, C), v.sum(0, keepdim=True).expand(R, C))) + 1.0
+    p = v / denom
+    shifted = p + 1e-4
+    log_p = torch.log2(shifted)
+    value = v.sum() * lamb_l1 - (p * log_p * weights).sum() * lamb_entropy
+    fprime = torch.addcdiv(log_p, p, shifted, value=1.0 / math.log(2.0))
+    fp = fprime * p
+    line = torch.stack((fp[0].sum(1, keepdim=True).expand(R, C), fp[1].sum(0, keepdim=True).expand(R, C)))
+    grad = ((fprime - line) * (weights / denom)).sum(0)
+    return value, grad.mul_(-lamb_entropy).add_(lamb_l1)

@@ -7,6 +7,8 @@ import torch
 from kanswap import KAN
 from kanswap.kan_objective import kan_objective
 
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: a second thread only adds waiting
+
 METRICS = ["edge_forward_spline_n", "edge_forward_sum", "edge_forward_spline_u", "edge_backward", "node_backward"]
 
 
@@ -84,12 +86,12 @@ def _check(model: KAN, x, y, lamb, reg_metric, tol=1e-10, **kw):
     return got
 
 
-# Measured worst relative error over these cases: 2e-14 (values and gradients); tolerance 1e-10 as the issue asks.
+# Measured worst relative error over these cases: 5e-13 (values and gradients); tolerance 1e-10.
 @pytest.mark.parametrize("reg_metric", METRICS)
 @pytest.mark.parametrize("lamb", [0.0, 0.013])
 def test_matches_autograd_every_metric(reg_metric, lamb):
     gen = torch.Generator().manual_seed(1)
-    model = _randomise(KAN(width=[3, 5, 4, 2], grid=4, k=3, seed=2).double(), gen, mask=True)
+    model = _randomise(KAN(width=[3, 5, 4, 2], grid=[4, 6, 3], k=[3, 2, 3], seed=2).double(), gen, mask=True)
     x = _inputs(model, 37, gen)
     y = torch.randn(37, 2, generator=gen, dtype=torch.float64)
     _check(model, x, y, lamb, reg_metric, lamb_l1=0.7, lamb_entropy=3.0, lamb_coef=0.2, lamb_coefdiff=0.3)
@@ -164,7 +166,7 @@ def test_save_act_off_means_no_reg():
 
 
 def test_float32_close_to_autograd():
-    """float32 model: same float64 covariance as the layer's edge std; measured 3e-7, tolerance 1e-5."""
+    """float32 model: same float64 covariance as the layer's edge std; measured 8e-7, tolerance 1e-5."""
     gen = torch.Generator().manual_seed(7)
     model = _randomise(KAN(width=[4, 6, 1], grid=5, seed=8).double(), gen).float()
     x = _inputs(model.double(), 53, gen).float()
@@ -182,3 +184,22 @@ def test_fallbacks():
     assert kan_objective(KAN(width=[2, 3, 1], base_fun=torch.tanh, seed=0), **kw) is None
     model.act_fun[0].grid.requires_grad_(True)
     assert kan_objective(model, **kw) is None
+
+
+def test_gradients_land_in_a_flat_buffer():
+    """fit preallocates every p.grad as a view into one flat buffer: f writes there, in place."""
+    gen = torch.Generator().manual_seed(8)
+    model = _randomise(KAN(width=[3, [4, 1], 2], grid=4, seed=9, affine_trainable=True).double(), gen, mask=True)
+    x = _inputs(model, 23, gen)
+    y = torch.randn(23, 2, generator=gen, dtype=torch.float64)
+    want = _autograd(model, x, y, 0.02, "edge_forward_spline_n", lamb_coef=0.1)[3]
+    params = [(name, p) for name, p in model.named_parameters() if p.requires_grad]
+    flat = torch.full((sum(p.numel() for _, p in params),), float("nan"), dtype=torch.float64)
+    start = 0
+    for _, p in params:
+        p.grad = flat[start:start + p.numel()].view_as(p)
+        start += p.numel()
+    f = kan_objective(model, lamb=0.02, reg_metric="edge_forward_spline_n", lamb_l1=1.0, lamb_entropy=2.0,
+                      lamb_coef=0.1, lamb_coefdiff=0.0)
+    f(x, y)
+    assert _rel(flat, torch.cat([want[name].flatten() for name, _ in params])) <= 1e-10
