@@ -16,10 +16,11 @@ import torch
 
 __all__ = ["fit_threads", "threads"]
 
-# Multiply-adds per closure call (samples x parameters) below which a fit runs on one thread.
-# Measured by bench/bench_fit.py (idle 2-core box): the reference KAN (4e5) and [100,10,10,1] on
-# 1000 samples (1.4e7) are as fast or faster on one thread; [16,64,64,4] on 2048 samples (1.2e8)
-# gains from two.
+# Work per closure call (samples x trainable parameters) below which a fit runs on one thread. Set
+# between the sizes the fit targets name: the reference KAN (409 x 1.7e3 = 7e5) and [100,10,10,1] on
+# 1000 samples (1e3 x 1.3e4 = 1.3e7) are closures of small ops, one thread; [16,64,64,4] on 2048
+# samples (2048 x 6e4 = 1.2e8) is GEMM-bound and keeps the caller's threads. Not tuned finer: the
+# development machine was shared (load average ~10 on 2 cores) while this was written.
 ONE_THREAD_BELOW = 5e7
 
 
