@@ -1,24 +1,40 @@
-"""The training loop shared by KAN and MLP: pykan's ``fit`` (BEHAVIOR.md §7) without its defects.
+"""The training loop shared by KAN and MLP: pykan's ``fit`` without its defects, on flat parameters.
 
 Differences from pykan 0.2.8, each deliberate:
-- the optimizer never reseeds the global torch RNG (D12): torch's own LBFGS is used, configured as
-  pykan's (history 10, strong Wolfe, tolerances 1e-32);
+- the trainable parameters are views into one flat buffer and their gradients into another
+  (``kanswap.flat``), and L-BFGS is kanswap's own (``kanswap.lbfgs``) on that vector, with pykan's
+  settings (history 10, strong Wolfe, every tolerance 1e-32): it never reseeds the global torch RNG
+  (D12) and never imports ``torch._dynamo``;
+- each closure call is one objective function ``f(x, y) -> (objective, train_loss, reg)`` that writes
+  the gradient into the flat buffer: hand-written for KAN (``kan_objective``) and MLP
+  (``mlp_objective``) where they cover the case, autograd otherwise;
+- the intra-op thread count follows the work per closure (``kanswap.threads``);
 - the grid-update period is at least 1 (D10) and the test batch is capped at the test-set size (D11);
 - the dataset is checked first (keys, shapes, dtype, device, NaN/inf) and refused with a clear error;
-- the test loss is evaluated without building a graph.
+- the test loss is evaluated without building a graph;
+- the progress bar shows only on a terminal, and ``progress=False`` or ``KANSWAP_PROGRESS=0`` turns it off.
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-__all__ = ["fit", "check_dataset", "DATASET_KEYS"]
+from .flat import FlatParams
+from .lbfgs import LBFGS
+from .threads import fit_threads, threads
+
+__all__ = ["fit", "check_dataset", "DATASET_KEYS", "Objective", "autograd_objective", "show_progress"]
 
 DATASET_KEYS = ("train_input", "train_label", "test_input", "test_label")
+
+# f(x, y) -> (objective, train_loss, reg), 0-d and detached; writes d objective / d p into p.grad.
+Objective = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
 def check_dataset(dataset: dict, in_dim: int, ref: torch.Tensor) -> None:
@@ -55,6 +71,33 @@ def check_dataset(dataset: dict, in_dim: int, ref: torch.Tensor) -> None:
             raise ValueError(f"{split}_input has {x.shape[1]} columns but the model expects {in_dim}")
 
 
+def show_progress(progress: bool | None) -> bool:
+    """Whether fit shows its progress bar: ``progress`` if given, else on when stderr is a terminal
+    and the environment variable ``KANSWAP_PROGRESS`` is not ``0``."""
+    if progress is not None:
+        return bool(progress)
+    if os.environ.get("KANSWAP_PROGRESS", "").strip() == "0":
+        return False
+    return sys.stderr is not None and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+
+
+def autograd_objective(model, flat: FlatParams, lamb: float, reg: Callable[[], torch.Tensor] | None,
+                       loss_fn: Callable) -> Objective:
+    """The objective by autograd, for every case the hand-written ones do not cover (a callable
+    ``loss_fn``, symbolic or custom layers, MLP regularisation from activations)."""
+    zero = torch.zeros((), dtype=flat.x.dtype, device=flat.x.device)
+
+    def f(x: torch.Tensor, y: torch.Tensor):
+        with torch.enable_grad():
+            train_loss = loss_fn(model.forward(x), y)
+            reg_ = reg() if (lamb != 0.0 and reg is not None) else zero
+            objective = train_loss + lamb * reg_
+            flat.set_grads(torch.autograd.grad(objective, flat.params, allow_unused=True))
+        return objective.detach(), train_loss.detach(), reg_.detach()
+
+    return f
+
+
 def fit(
     model,
     dataset: dict,
@@ -68,13 +111,17 @@ def fit(
     batch: int = -1,
     metrics: Sequence[Callable] | None = None,
     display_metrics: Sequence[str] | None = None,
-    grid_update: Callable[[int, torch.Tensor], None] | None = None,
+    grid_update: Callable[[int, torch.Tensor], bool] | None = None,
     after_step: Callable[[int], None] | None = None,
+    fast_objective: Callable[[float], Objective | None] | None = None,
+    progress: bool | None = None,
 ) -> dict:
     """Train ``model`` on ``dataset`` as pykan's fit does; returns pykan's results dict.
 
     reg: computes the regularisation from the model's saved activations (called only while
-    ``model.save_act`` is on); grid_update(step, train_x) runs before the optimizer step.
+    ``model.save_act`` is on); grid_update(step, train_x) runs before the optimizer step and returns
+    whether it changed the model; fast_objective(lamb) builds a hand-written objective for the
+    effective ``lamb`` (or None: autograd); progress: see ``show_progress``.
     """
     if opt not in ("LBFGS", "Adam"):
         raise ValueError(f"unknown opt {opt!r}; use 'LBFGS' or 'Adam'")
@@ -89,17 +136,12 @@ def fit(
     old_save_act = model.save_act
     if lamb == 0.0:
         model.save_act = False
+    # The regularisation counts only while activations are saved (pykan's rule).
+    lamb_eff = float(lamb) if model.save_act else 0.0
 
     if loss_fn is None:
         def loss_fn(x, y):
             return torch.mean((x - y) ** 2)
-
-    params = [p for p in model.parameters() if p.requires_grad]
-    if opt == "Adam":
-        optimizer = torch.optim.Adam(params, lr=lr)
-    else:
-        optimizer = torch.optim.LBFGS(params, lr=lr, history_size=10, line_search_fn="strong_wolfe",
-                                      tolerance_grad=1e-32, tolerance_change=1e-32)
 
     results = {"train_loss": [], "test_loss": [], "reg": []}
     for metric in metrics or ():
@@ -116,66 +158,79 @@ def fit(
     else:
         raise ValueError(f"batch must be -1 or a positive integer, got {batch!r}")
 
+    flat = FlatParams([p for p in model.parameters() if p.requires_grad])
+
+    def build_objective() -> Objective:
+        f = fast_objective(lamb_eff) if fast_objective is not None else None
+        return f if f is not None else autograd_objective(model, flat, lamb_eff, reg, loss_fn)
+
+    objective_fn = build_objective()
+    if opt == "Adam":
+        optimizer = torch.optim.Adam(flat.params, lr=lr)
+    else:
+        optimizer = LBFGS(flat.x, flat.g, lr=lr, history_size=10, line_search="strong_wolfe",
+                          tolerance_grad=1e-32, tolerance_change=1e-32, tolerance_ys=1e-32)
     state = {}
 
-    def objective_on(x, y):
-        pred = model.forward(x)
-        train_loss = loss_fn(pred, y)
-        reg_ = reg() if (model.save_act and reg is not None) else torch.zeros((), device=ref.device)
-        state["train_loss"], state["reg"] = train_loss, reg_
-        return train_loss + lamb * reg_
+    def evaluate(x, y) -> float:
+        objective, state["train_loss"], state["reg"] = objective_fn(x, y)
+        return objective.item()
 
+    pbar = tqdm(range(steps), ncols=100, disable=not show_progress(progress))
     try:
-        pbar = tqdm(range(steps), desc="description", ncols=100)
-        for step in pbar:
-            if step == steps - 1 and old_save_act:
-                model.save_act = True
-            train_id = np.random.choice(n_train, bs, replace=False)
-            test_id = np.random.choice(n_test, bs_test, replace=False)
-            # One batch tensor for the whole step: the first layer's basis is then computed once and
-            # reused by every closure call of the step (~21 on the reference fit).
-            x_train, y_train = dataset["train_input"][train_id], dataset["train_label"][train_id]
-            if grid_update is not None:
-                grid_update(step, x_train)
+        with threads(fit_threads(bs, flat.x.numel())):
+            for step in pbar:
+                if step == steps - 1 and old_save_act:
+                    model.save_act = True
+                train_id = np.random.choice(n_train, bs, replace=False)
+                test_id = np.random.choice(n_test, bs_test, replace=False)
+                # One batch tensor for the whole step: objectives may cache per-x work (the first
+                # layer's basis) for every closure call of the step (~21 on the reference fit).
+                x_train, y_train = dataset["train_input"][train_id], dataset["train_label"][train_id]
+                if grid_update is not None and grid_update(step, x_train):
+                    if not flat.is_seated():
+                        raise RuntimeError("a grid update replaced a parameter instead of writing into it")
+                    objective_fn = build_objective()
 
-            if opt == "LBFGS":
-                def closure(x=x_train, y=y_train):
-                    optimizer.zero_grad()
-                    objective = objective_on(x, y)
-                    objective.backward()
-                    return objective
-
-                optimizer.step(closure)
-            else:
-                objective = objective_on(x_train, y_train)
-                optimizer.zero_grad()
-                objective.backward()
-                optimizer.step()
-
-            # The test loss needs no graph and no records (what it would record, pykan's test forward
-            # included, is overwritten by the metrics' forwards or recomputed on demand).
-            save_act, model.save_act = model.save_act, False
-            try:
-                with torch.no_grad():
-                    test_loss = loss_fn(model.forward(dataset["test_input"][test_id]), dataset["test_label"][test_id])
-            finally:
-                model.save_act = save_act
-            for metric in metrics or ():
-                results[metric.__name__].append(metric().item())
-            train_rmse = torch.sqrt(state["train_loss"]).detach().cpu().numpy()
-            test_rmse = torch.sqrt(test_loss).detach().cpu().numpy()
-            reg_value = state["reg"].detach().cpu().numpy()
-            results["train_loss"].append(train_rmse)
-            results["test_loss"].append(test_rmse)
-            results["reg"].append(reg_value)
-            if after_step is not None:
-                after_step(step)
-            if step % log == 0:
-                if display_metrics is None:
-                    pbar.set_description(f"| train_loss: {train_rmse:.2e} | test_loss: {test_rmse:.2e} "
-                                         f"| reg: {reg_value:.2e} | ")
+                if opt == "LBFGS":
+                    optimizer.step(lambda x=x_train, y=y_train: evaluate(x, y))
                 else:
-                    pbar.set_description("".join(f" {name}: {results[name][-1]:.2e} |" for name in display_metrics))
+                    evaluate(x_train, y_train)
+                    optimizer.step()
+
+                reg_value = state["reg"]
+                if model.save_act and lamb_eff == 0.0 and reg is not None:
+                    # Last step with lamb = 0: pykan reports the regularisation of the trained model.
+                    with torch.no_grad():
+                        model.forward(x_train)
+                        reg_value = reg().detach()
+                # The test loss needs no graph and no records (what it would record, pykan's test forward
+                # included, is overwritten by the metrics' forwards or recomputed on demand).
+                save_act, model.save_act = model.save_act, False
+                try:
+                    with torch.no_grad():
+                        test_loss = loss_fn(model.forward(dataset["test_input"][test_id]),
+                                            dataset["test_label"][test_id])
+                finally:
+                    model.save_act = save_act
+                for metric in metrics or ():
+                    results[metric.__name__].append(metric().item())
+                train_rmse = torch.sqrt(state["train_loss"]).cpu().numpy()
+                test_rmse = torch.sqrt(test_loss).detach().cpu().numpy()
+                reg_value = reg_value.cpu().numpy()
+                results["train_loss"].append(train_rmse)
+                results["test_loss"].append(test_rmse)
+                results["reg"].append(reg_value)
+                if after_step is not None:
+                    after_step(step)
+                if step % log == 0 and not pbar.disable:
+                    if display_metrics is None:
+                        pbar.set_description(f"| train_loss: {train_rmse:.2e} | test_loss: {test_rmse:.2e} "
+                                             f"| reg: {reg_value:.2e} | ")
+                    else:
+                        pbar.set_description("".join(f" {name}: {results[name][-1]:.2e} |"
+                                                     for name in display_metrics))
     finally:
+        pbar.close()
         model.save_act = old_save_act
     return results

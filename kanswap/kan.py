@@ -19,6 +19,7 @@ from . import swap as swap_math
 from .device import resolve_device
 from .fit import fit as run_fit
 from .history import log_version, start_history
+from .kan_objective import kan_objective
 from .layer import KANLayer, check_input, nan_rows, resolve_base_fun
 
 __all__ = ["KAN", "MultKAN", "REG_METRICS"]
@@ -487,9 +488,13 @@ class KAN(nn.Module):
             batch: int = -1, metrics: Sequence[Callable] | None = None, save_fig: bool = False,
             in_vars=None, out_vars=None, beta: float = 3, save_fig_freq: int = 1, img_folder: str = "./video",
             singularity_avoiding: bool = False, y_th: float = 1000.0,
-            reg_metric: str = "edge_forward_spline_n", display_metrics: Sequence[str] | None = None) -> dict:
+            reg_metric: str = "edge_forward_spline_n", display_metrics: Sequence[str] | None = None,
+            progress: bool | None = None) -> dict:
         """Train with pykan's signature and results dict (``train_loss``, ``test_loss``, ``reg`` and
-        one list per metric). See ``kanswap.fit`` for the deliberate differences from pykan."""
+        one list per metric). See ``kanswap.fit`` for the deliberate differences from pykan.
+
+        progress: show the progress bar (default: only when stderr is a terminal and the environment
+        variable ``KANSWAP_PROGRESS`` is not ``0``)."""
         if reg_metric not in REG_METRICS:
             raise ValueError(f"unknown reg_metric {reg_metric!r}; use one of {list(REG_METRICS)}")
         if grid_update_num < 1:
@@ -497,9 +502,11 @@ class KAN(nn.Module):
         self._check_symbolic()
         freq = max(1, int(stop_grid_update_step / grid_update_num))
 
-        def grid_update(step: int, x: torch.Tensor) -> None:
+        def grid_update(step: int, x: torch.Tensor) -> bool:
             if update_grid and step % freq == 0 and step < stop_grid_update_step and step >= start_grid_update_step:
                 self.update_grid(x)
+                return True
+            return False
 
         def reg() -> torch.Tensor:
             if reg_metric == "edge_backward":
@@ -520,9 +527,14 @@ class KAN(nn.Module):
                     plt.savefig(os.path.join(img_folder, f"{step}.jpg"), bbox_inches="tight", dpi=200)
                     plt.close()
 
+        def fast_objective(lamb_: float):
+            return kan_objective(self, lamb=lamb_, reg_metric=reg_metric, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy,
+                                 lamb_coef=lamb_coef, lamb_coefdiff=lamb_coefdiff, loss_fn=loss_fn)
+
         results = run_fit(self, dataset, opt=opt, steps=steps, log=log, lamb=lamb, reg=reg, loss_fn=loss_fn,
                           lr=lr, batch=batch, metrics=metrics, display_metrics=display_metrics,
-                          grid_update=grid_update, after_step=after_step)
+                          grid_update=grid_update, after_step=after_step, fast_objective=fast_objective,
+                          progress=progress)
         self.log_history("fit")
         return results
 

@@ -16,6 +16,7 @@ from .device import resolve_device
 from .fit import fit as run_fit
 from .kan import batch_std, deepcopy_without_records, forward_with_records, matrix_reg
 from .layer import check_input
+from .mlp_objective import mlp_objective
 
 __all__ = ["MLP", "MLP_REG_METRICS"]
 
@@ -162,8 +163,11 @@ class MLP(nn.Module):
             lamb_l1: float = 1.0, lamb_entropy: float = 2.0, loss_fn: Callable | None = None, lr: float = 1.0,
             batch: int = -1, metrics: Sequence[Callable] | None = None, in_vars=None, out_vars=None,
             beta: float = 3, device=None, reg_metric: str = "w",
-            display_metrics: Sequence[str] | None = None) -> dict:
-        """pykan's MLP fit (same loop as KAN.fit, no grid updates). 'fa' works with Adam too (D20)."""
+            display_metrics: Sequence[str] | None = None, progress: bool | None = None) -> dict:
+        """pykan's MLP fit (same loop as KAN.fit, no grid updates). 'fa' works with Adam too (D20).
+
+        progress: show the progress bar (default: only when stderr is a terminal and the environment
+        variable ``KANSWAP_PROGRESS`` is not ``0``)."""
         if reg_metric not in MLP_REG_METRICS:
             raise ValueError(f"unknown reg_metric {reg_metric!r}; use one of {list(MLP_REG_METRICS)}")
 
@@ -172,8 +176,13 @@ class MLP(nn.Module):
                 self.attribute()
             return self.reg(reg_metric, lamb_l1, lamb_entropy)
 
+        def fast_objective(lamb_: float):
+            return mlp_objective(self, lamb=lamb_, reg_metric=reg_metric, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy,
+                                 loss_fn=loss_fn)
+
         return run_fit(self, dataset, opt=opt, steps=steps, log=log, lamb=lamb, reg=reg, loss_fn=loss_fn, lr=lr,
-                       batch=batch, metrics=metrics, display_metrics=display_metrics)
+                       batch=batch, metrics=metrics, display_metrics=display_metrics, fast_objective=fast_objective,
+                       progress=progress)
 
     # -- swapping -------------------------------------------------------------------------------
     @property
