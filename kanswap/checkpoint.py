@@ -68,7 +68,8 @@ def _from_state(config: dict, state: dict, device, kind: str = "KAN"):
     random.setstate(py_state)
     # The saved model may have been pruned or updated: shapes come from the state_dict.
     model.load_state_dict(state)
-    model._versions = start_history(model)  # the loaded weights are the first in-memory version
+    if kind == "KAN":
+        model._versions = start_history(model)  # the loaded weights are the first in-memory version
     return model
 
 
