@@ -12,7 +12,7 @@ __all__ = ["create_dataset", "create_dataset_from_data", "majority_dataset"]
 
 def create_dataset_from_data(inputs: torch.Tensor, labels: torch.Tensor, train_ratio: float = 0.8,
                              device="cpu") -> dict:
-    """Split (inputs, labels) at random into train/test, as pykan (BEHAVIOR.md §1).
+    """Split (inputs, labels) at random into train/test, as pykan.
 
     inputs: (N, n_in), labels: (N, n_out). The split draws from numpy's global RNG
     (``np.random.choice``), so seeding numpy first reproduces pykan's split exactly: the training

@@ -1,7 +1,7 @@
 """KAN: pykan's MultKAN API (the subset the reference workflow uses) on the fast layer.
 
-Behaviour follows BEHAVIOR.md §2-§10 call by call; where pykan has a defect (§13) kanswap does
-the evident right thing instead, and the docstring of the affected method says so.
+Behaviour follows pykan 0.2.8 call by call; where pykan has a defect (D1-D24 in the README)
+kanswap does the evident right thing instead, and the docstring of the affected method says so.
 """
 
 from __future__ import annotations
@@ -370,7 +370,7 @@ class KAN(nn.Module):
         return nodes[::-1], subnodes[::-1], edges[::-1]
 
     def attribute(self, l: int | None = None, i: int | None = None, out_score=None, plot: bool = True):
-        """Backward attribution scores (BEHAVIOR.md §8).
+        """Backward attribution scores.
 
         With l=None it sets ``node_scores`` (per node layer), ``edge_scores`` ((out, in) per layer)
         and ``subnode_scores`` as means over the output nodes. With l given it returns the
@@ -427,7 +427,7 @@ class KAN(nn.Module):
     # -- regularisation -------------------------------------------------------------------------
     def reg(self, reg_metric: str = "edge_forward_spline_n", lamb_l1: float = 1.0, lamb_entropy: float = 2.0,
             lamb_coef: float = 0.0, lamb_coefdiff: float = 0.0) -> torch.Tensor:
-        """pykan's regularisation (BEHAVIOR.md §7.4) on the latest forward's records. Every metric
+        """pykan's regularisation on the latest forward's records. Every metric
         has a gradient ('edge_forward_sum' included, unlike pykan's D13)."""
         if reg_metric == "edge_forward_spline_n":
             mats = self.acts_scale_spline

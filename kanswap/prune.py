@@ -1,4 +1,4 @@
-"""Pruning KANs: pykan's criteria and signatures (BEHAVIOR.md §9), returning new models.
+"""Pruning KANs: pykan's criteria and signatures, returning new models.
 
 Differences from pykan 0.2.8, each deliberate:
 - the original model is never modified (D6) and the pruned model keeps every hyperparameter of the
