@@ -1,7 +1,8 @@
 """Neuron permutations that reduce the connection cost, as pure functions of score matrices.
 
 pykan's ``auto_swap`` re-runs the model for every candidate swap. Swapping two neurons of a hidden
-node layer only permutes rows of the incoming score matrix and columns of the outgoing one, so the whole search can be done on the score matrices alone.
+node layer only permutes rows of the incoming score matrix and columns of the outgoing one,
+so the whole search can be done on the score matrices alone.
 
 Conventions
 -----------
