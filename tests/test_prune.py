@@ -241,8 +241,11 @@ def test_prune_edge_compensation_exact_for_constant_edges():
 
 
 def test_prune_node_removing_every_node_raises(kan):
-    with pytest.raises(ValueError, match=r"every node of layer 1\b"):
+    with pytest.raises(ValueError, match=r"every node of layer 1\b") as err:
         kan.prune_node(10.0)
+    # the message names the layer's highest score (the fresh one prune_node computed), so the user
+    # knows which threshold would keep a node
+    assert f"highest score {kan.node_scores[1].max().item():.3g})" in str(err.value)
     with pytest.raises(ValueError, match=r"every node of layer 1\b"):
         kan.prune(node_th=10.0)
 
@@ -282,8 +285,9 @@ def test_prune_input_keeps_the_right_inputs(kan, dataset, capsys):
     capsys.readouterr()
     with pytest.raises(ValueError):
         kan.prune_input(active_inputs=[9])
-    with pytest.raises(ValueError, match="every input"):
+    with pytest.raises(ValueError, match="every input") as err:
         kan.prune_input(10.0)
+    assert f"highest score {kan.node_scores[0].max().item():.3g})" in str(err.value)
 
 
 def test_prune_node_manual(kan, dataset):
