@@ -18,6 +18,9 @@ DTYPES = [pytest.param(torch.float64, id="f64"), pytest.param(torch.float32, id=
 KS = [pytest.param(k, id=f"k{k}") for k in (1, 2, 3, 5)]
 GS = [pytest.param(g, id=f"G{g}") for g in (1, 3, 5)]
 NS = [pytest.param(n, id=f"n{n}") for n in (1, 7, 33)]
+# Basis against pykan's B_batch (values in [0, 1]): largest measured error over these tests 1.3e-15
+# in float64 and 4e-7 in float32 (on sample grids; 2.4e-7 on uniform ones).
+BASIS_ATOL = {torch.float64: 1e-14, torch.float32: 1e-6}
 
 
 def _grid(n, G, k, dtype, lo=-1.0, hi=1.0):
@@ -44,7 +47,7 @@ def test_basis_matches_pykan(k, G, dtype):
     ref = pk.B_batch(x, grid, k=k)
     assert ours.shape == ref.shape == (x.shape[0], 7, G + k)
     assert ours.dtype == dtype
-    torch.testing.assert_close(ours, ref.to(dtype), atol=1e-6, rtol=0)
+    torch.testing.assert_close(ours, ref.to(dtype), atol=BASIS_ATOL[dtype], rtol=0)
 
 
 @pytest.mark.parametrize("k", KS)
@@ -67,7 +70,7 @@ def test_basis_on_non_uniform_sample_grid(n, k, dtype):
     x = _points(grid, 40, seed=k, dtype=dtype)
     x = torch.cat([x, samples])  # samples include the quantile knots exactly
     torch.testing.assert_close(bspline_basis(x, grid, k), pk.B_batch(x, grid, k=k).to(dtype),
-                               atol=1e-6, rtol=0)
+                               atol=BASIS_ATOL[dtype], rtol=0)
 
 
 @pytest.mark.parametrize("G", GS)

@@ -196,11 +196,26 @@ def test_symbolic_checkpoint_refused_D5():
 
 
 def test_prune_edge_on_fresh_model_D9():
-    model = KAN(width=[2, 3, 1], seed=0)
-    model(torch.rand(16, 2))
-    pruned = model.prune_edge(threshold=1e9)  # no attribute() first; removes every edge
-    assert all(float(layer.mask.sum()) == 0 for layer in pruned.act_fun)
-    assert all(float(layer.mask.sum()) > 0 for layer in model.act_fun)
+    """prune_edge without an earlier attribute() computes the scores itself: the threshold sits
+    between real scores, and exactly the edges above it survive (pykan raises there)."""
+    model = KAN(width=[3, 4, 2], seed=0, noise_scale=1.0)
+    x = torch.rand(32, 3) * 2 - 1
+    model(x)
+    scorer = model.copy()
+    scorer.get_act(x)
+    scorer.attribute()
+    scores = [s.detach() for s in scorer.edge_scores]  # (out, in) per layer
+    threshold = float(torch.cat([s.flatten() for s in scores]).median())
+    pruned = model.prune_edge(threshold=threshold)
+    kept = 0
+    for layer, s in zip(pruned.act_fun, scores, strict=True):
+        assert torch.equal(layer.mask.data, (s > threshold).t().to(layer.mask.dtype))
+        kept += int(layer.mask.sum())
+    assert 0 < kept < sum(s.numel() for s in scores)  # some edges removed, some kept
+    assert all(bool((layer.mask == 1).all()) for layer in model.act_fun)  # the original is untouched
+    ref = _pykan_twin(model)
+    with pytest.raises(TypeError):  # pykan's prune_edge reads edge_scores that only attribute() sets
+        ref.prune_edge(threshold=threshold)
 
 
 def test_mlp_D20(monkeypatch):
