@@ -472,3 +472,37 @@ def test_small_model_prune_input_selects_inputs():
     for bad in ([], [5], [-1]):
         with pytest.raises(ValueError, match=r"active_inputs must list ids in 0\.\.4"):
             model.prune_input(active_inputs=bad)
+
+
+def test_small_model_prune_functions_defaults_and_history(tmp_path, capsys):
+    """kanswap.prune's functions have pykan's defaults (thresholds 1e-2 / 3e-2, compensation on,
+    history logged when auto_save is on), and prune_input prints pykan's "keep:" line."""
+    from kanswap import prune as pr
+
+    model, x = _small_model([4, 6, 2], seed=4)
+    model.auto_save, model.ckpt_path = True, str(tmp_path)
+    model.attribute()
+    node_scores, input_scores = model.node_scores[1].detach(), model.node_scores[0].detach()
+    # the defaults decide something here: some scores lie between them and 1.01 (pykan's 1e-2 + 1)
+    assert bool(((node_scores > 1e-2) & (node_scores <= 1.01)).any())
+    cases = [(pr.prune_node, dict(threshold=1e-2, compensate=True), "prune_node"),
+             (pr.prune_edge, dict(threshold=3e-2, compensate=True), "prune_edge"),
+             (pr.prune, dict(node_th=1e-2, edge_th=3e-2, compensate=True), "prune"),
+             (pr.prune_input, dict(threshold=1e-2, compensate=True), "prune_input")]
+    for fn, explicit, name in cases:
+        history = tmp_path / "history.txt"
+        history.unlink(missing_ok=True)
+        default = fn(model)
+        assert history.read_text().split(" => ")[1] == name
+        capsys.readouterr()
+        given = fn(model, **explicit)
+        if name == "prune_input":
+            assert capsys.readouterr().out == f"keep: {(input_scores > 1e-2).tolist()}\n"
+        assert default.width == given.width
+        for key, t in given.state_dict().items():
+            assert torch.equal(default.state_dict()[key], t), (name, key)
+    (tmp_path / "history.txt").unlink()
+    pr.prune_node(model, log_history=False)
+    pr.prune_edge(model, log_history=False)
+    pr.prune_input(model, log_history=False)
+    assert not (tmp_path / "history.txt").exists()
