@@ -439,7 +439,7 @@ def test_small_model_prune_edge_keeps_scores_above_threshold_and_folds_means():
 def test_small_model_prune_is_prune_node_then_prune_edge():
     model, _ = _small_model([3, 5, 2], seed=2)
     model.attribute()
-    node_th = float(model.node_scores[1].median())
+    node_th = float(model.node_scores[1].detach().median())
     for compensate in (True, False):
         both = model.prune(node_th=node_th, edge_th=0.05, compensate=compensate)
         steps = model.prune_node(node_th, compensate=compensate).prune_edge(0.05, compensate=compensate)
