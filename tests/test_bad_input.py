@@ -27,7 +27,7 @@ def test_forward_wrong_shape(model, shape, match):
 
 
 def test_forward_integer_dtype(model):
-    with pytest.raises(TypeError, match=r"floating-point.*torch.int64"):
+    with pytest.raises(TypeError, match=r"floating-point.*torch.int64.*x\.float\(\)"):
         model(torch.ones(5, 3, dtype=torch.int64))
 
 
@@ -59,10 +59,25 @@ def test_double_model_on_double_input():
 
 def test_nan_input_propagates(model):
     x = torch.rand(7, 3)
+    clean = model(x).detach()
     x[2, 1] = float("nan")
-    y = model(x)
+    y = model(x).detach()
     assert torch.isnan(y[2]).all()
-    assert torch.isfinite(y[[0, 1, 3, 4, 5, 6]]).all()
+    rows = [0, 1, 3, 4, 5, 6]
+    assert torch.equal(y[rows], clean[rows])  # the other rows are untouched
+
+
+@pytest.mark.parametrize("bad", [float("inf"), float("-inf")], ids=["inf", "-inf"])
+def test_inf_input_stays_in_its_row(model, bad):
+    """inf in one row leaves every other row exactly as without it (rows are independent) and that
+    row non-finite, as torch's own layers do (silu(inf) = inf; silu(-inf) = nan)."""
+    x = torch.rand(7, 3)
+    clean = model(x).detach()
+    x[2, 1] = bad
+    y = model(x).detach()
+    assert not torch.isfinite(y[2]).any()
+    rows = [0, 1, 3, 4, 5, 6]
+    assert torch.equal(y[rows], clean[rows])
 
 
 def test_empty_batch(model):
@@ -111,6 +126,33 @@ def test_fit_wrong_columns():
         m.fit(data, steps=1)
 
 
+@pytest.mark.parametrize("key", ["train_input", "test_label"])
+def test_fit_rejects_other_dtype(key):
+    data = _data()
+    data[key] = data[key].double()
+    m = KAN(width=[3, 2, 1], grid=3, seed=0)
+    with pytest.raises(TypeError, match=rf"{key}.*torch.float64 does not match the model's torch.float32"):
+        m.fit(data, steps=1)
+
+
+def test_fit_rejects_integer_dtype():
+    data = _data()
+    data["train_label"] = data["train_label"].long()
+    m = KAN(width=[3, 2, 1], grid=3, seed=0)
+    with pytest.raises(TypeError, match=r"train_label.*integer dtype torch.int64.*\.float\(\)"):
+        m.fit(data, steps=1)
+
+
+@pytest.mark.parametrize("key", ["train_label", "test_input"])
+def test_fit_rejects_other_device(key):
+    # A CPU-only machine still has a second device: 'meta' tensors (shape and dtype, no data).
+    data = _data()
+    data[key] = data[key].to("meta")
+    m = KAN(width=[3, 2, 1], grid=3, seed=0)
+    with pytest.raises(ValueError, match=rf"{key}.*is on meta but the model is on cpu"):
+        m.fit(data, steps=1)
+
+
 @pytest.mark.parametrize("kwargs,exc,match", [
     pytest.param(dict(width=[3]), ValueError, "at least two layers", id="one-layer"),
     pytest.param(dict(width=[]), ValueError, "at least two layers", id="empty-width"),
@@ -139,6 +181,30 @@ def test_fit_option_errors(kwargs, match):
     m = KAN(width=[3, 2, 1], grid=3, seed=0)
     with pytest.raises(ValueError, match=match):
         m.fit(_data(), steps=1, **kwargs)
+
+
+def _fitted_small():
+    m = KAN(width=[3, 2, 1], grid=3, seed=0)
+    m(torch.rand(5, 3))
+    return m
+
+
+@pytest.mark.parametrize("call,match", [
+    pytest.param(lambda: KAN(width=[3, 2, 1], grid=3, seed=0).fit(_data(), steps=1, reg_metric="nope"),
+                 r"'nope'.*'edge_forward_spline_n', 'edge_forward_sum', 'edge_forward_spline_u', "
+                 r"'edge_backward', 'node_backward'", id="reg_metric"),
+    pytest.param(lambda: KAN(width=[3, 2, 1], grid=3, seed=0).fit(_data(), steps=1, opt="SGD"),
+                 r"'SGD'.*'LBFGS' or 'Adam'", id="opt"),
+    pytest.param(lambda: _fitted_small().auto_swap(method="best"), r"'best'.*'greedy' or 'optimal'", id="method"),
+    pytest.param(lambda: _fitted_small().prune_node(mode="half"), r"'auto' or 'manual'.*'half'", id="mode"),
+    pytest.param(lambda: _fitted_small().plot(metric="sideways"),
+                 r"'sideways'.*'backward', 'forward_n', 'forward_u'", id="metric"),
+    pytest.param(lambda: KANLayer(3, 2, backend="cuda").output(torch.rand(4, 3)),
+                 r"backend must be one of \('auto', 'triton', 'reference'\), got 'cuda'", id="backend"),
+])
+def test_unknown_option_lists_allowed_values(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
 
 
 def test_reg_unknown_metric():

@@ -103,9 +103,34 @@ def test_D17_attribute_l_keeps_full_scores():
         assert torch.equal(a, b)
 
 
-@pytest.mark.skip(reason="D18 (cache_data is the last forward's input) is kept as pykan's behaviour")
-def test_D18_cache_data():
-    pass
+def test_D15_auto_save_writes_checkpoints(tmp_path):
+    """The other half of D15: with auto_save=True the model writes what pykan writes, a checkpoint
+    at construction and one per logged operation, with a history line naming the operation."""
+    folder = tmp_path / "ckpt"
+    model = KAN(width=[2, 3, 3, 1], grid=3, seed=0, auto_save=True, ckpt_path=str(folder))
+    assert sorted(p.name for p in folder.iterdir()) == ["0.0"]
+    model(_data()["train_input"])
+    model.auto_swap()
+    assert (folder / "0.1").exists()
+    assert (folder / "history.txt").read_text().splitlines() == ["0.0 => auto_swap => 0.1"]
+    restored = KAN.loadckpt(str(folder / "0.1"))
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(restored.state_dict()[name], tensor), name
+
+
+def test_D18_cache_data_is_last_forward_input():
+    """Kept as pykan has it: cache_data is the input of the last forward, whatever called it."""
+    import kan
+
+    ours = KAN(width=[2, 3, 1], grid=3, seed=0)
+    ref = kan.KAN(width=[2, 3, 1], grid=3, seed=0, auto_save=False)
+    first, last = torch.rand(11, 2), torch.rand(5, 2)
+    for model in (ours, ref):
+        model(first)
+        model(last)
+        assert torch.equal(model.cache_data, last)
+    ours.get_act(first)
+    assert torch.equal(ours.cache_data, first)
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")], ids=["nan", "inf"])

@@ -241,8 +241,11 @@ def test_prune_edge_compensation_exact_for_constant_edges():
 
 
 def test_prune_node_removing_every_node_raises(kan):
-    with pytest.raises(ValueError, match=r"every node of layer 1\b"):
+    with pytest.raises(ValueError, match=r"every node of layer 1\b") as err:
         kan.prune_node(10.0)
+    # the message names the layer's highest score (the fresh one prune_node computed), so the user
+    # knows which threshold would keep a node
+    assert f"highest score {kan.node_scores[1].max().item():.3g})" in str(err.value)
     with pytest.raises(ValueError, match=r"every node of layer 1\b"):
         kan.prune(node_th=10.0)
 
@@ -282,8 +285,9 @@ def test_prune_input_keeps_the_right_inputs(kan, dataset, capsys):
     capsys.readouterr()
     with pytest.raises(ValueError):
         kan.prune_input(active_inputs=[9])
-    with pytest.raises(ValueError, match="every input"):
+    with pytest.raises(ValueError, match="every input") as err:
         kan.prune_input(10.0)
+    assert f"highest score {kan.node_scores[0].max().item():.3g})" in str(err.value)
 
 
 def test_prune_node_manual(kan, dataset):
@@ -313,3 +317,192 @@ def test_prune_node_manual(kan, dataset):
         kan.prune_node(active_neurons_id=[[10], l2])
     with pytest.raises(ValueError, match="mode"):
         kan.prune_node(mode="by-hand")
+
+
+# ------------------------------------------------------------------------------------------------
+# Small random float64 models, no fit: exact statements about what each prune keeps and folds
+# (fast enough for mutation testing, which runs only these from this file).
+
+# Pruned against masked/shifted outputs in float64: largest error measured 8.9e-16.
+F64_ATOL = 1e-14
+
+
+def _small_model(width, seed=0):
+    """A float64 KAN with every parameter but masks and grids redrawn, run on its cached data."""
+    model = KAN(width=width, grid=3, seed=seed, noise_scale=1.0).double()
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if not (name.endswith("mask") or name.endswith("grid") or name.startswith("symbolic")):
+                p.copy_(torch.randn(p.shape, generator=gen, dtype=p.dtype) * 0.5 + (1.0 if "scale" in name else 0.0))
+    x = torch.rand(40, model.width_in[0], generator=gen, dtype=torch.float64) * 2 - 1
+    model.get_act(x)
+    return model, x
+
+
+def _masked(model, l, removed):
+    """A copy of model whose node layer l contributes nothing from the nodes in ``removed``."""
+    new = model.copy()
+    with torch.no_grad():
+        new.act_fun[l].mask[removed, :] = 0.0
+    return new
+
+
+def _edge_means(model, l, x):
+    """Mean over x of every edge output of layer l: (in, out), from the layer's own forward."""
+    model.get_act(x)
+    with torch.no_grad():
+        return model.act_fun[l](model.acts[l])[2].mean(0).t()
+
+
+def _state(model):
+    return {name: t.clone() for name, t in model.state_dict().items()}
+
+
+def _assert_same_state(model, state):
+    for name, t in model.state_dict().items():
+        assert torch.equal(t, state[name]), name
+
+
+def test_small_model_prune_node_keeps_scores_above_threshold_and_folds_means():
+    model, x = _small_model([3, 6, 2])
+    state = _state(model)
+    model.attribute()
+    scores = model.node_scores[1].detach()
+    threshold = float(scores.median())
+    kept = torch.nonzero(scores > threshold).flatten().tolist()
+    removed = [i for i in range(6) if i not in kept]
+    assert 0 < len(kept) < 6
+    plain = model.prune_node(threshold, compensate=False)
+    folded = model.prune_node(threshold)
+    _assert_same_state(model, state)
+    for new in (plain, folded):
+        assert new.width == [[3, 0], [len(kept), 0], [2, 0]]
+        for name in ("node_bias_0", "node_scale_0", "subnode_bias_0", "subnode_scale_0"):
+            assert torch.equal(getattr(new, name), state[name][kept]), name
+        assert torch.equal(new.act_fun[0].coef, state["act_fun.0.coef"][:, kept])
+        assert torch.equal(new.act_fun[1].coef, state["act_fun.1.coef"][kept])
+    # without compensation the removed nodes simply contribute nothing
+    expected = _out(_masked(model, 1, removed), x)
+    torch.testing.assert_close(_out(plain, x), expected, atol=F64_ATOL, rtol=0)
+    # with it, their edges' means are added to the output subnodes' biases: a constant shift per
+    # output (times the output node's scale)
+    shift = (_edge_means(model, 1, x)[removed].sum(0) * model.subnode_scale_1 * model.node_scale_1).detach()
+    assert shift.abs().min() > 1e-3
+    torch.testing.assert_close(_out(folded, x), expected + shift, atol=F64_ATOL, rtol=0)
+    torch.testing.assert_close(_out(folded, x).mean(0), _out(model, x).mean(0), atol=F64_ATOL, rtol=0)
+
+
+def test_small_model_prune_node_two_hidden_layers_and_manual_ids():
+    model, x = _small_model([2, 5, 4, 1], seed=1)
+    model.attribute()
+    highest = [float(model.node_scores[l].detach().max()) for l in (1, 2)]
+    with pytest.raises(ValueError, match=rf"every node of layer 1 \(highest score {highest[0]:.3g}\)"):
+        model.prune_node(2 * max(highest))
+    manual = model.prune_node(active_neurons_id=[[3, 0], [2]], compensate=False)
+    assert manual.width == [[2, 0], [2, 0], [1, 0], [1, 0]]
+    masked = _masked(_masked(model, 1, [1, 2, 4]), 2, [0, 1, 3])
+    torch.testing.assert_close(_out(manual, x), _out(masked, x), atol=F64_ATOL, rtol=0)
+    for bad, match in (([[0]], "one list per hidden layer"), ([[0, 5], [1]], r"ids in 0\.\.4"),
+                       ([[], [1]], r"ids in 0\.\.4"), ([[-1], [1]], r"ids in 0\.\.4"),
+                       ([[0], [4]], r"active_neurons_id\[1\] must list ids in 0\.\.3")):
+        with pytest.raises(ValueError, match=match):
+            model.prune_node(active_neurons_id=bad)
+    with pytest.raises(ValueError, match=r"'auto' or 'manual'.*'some'"):
+        model.prune_node(mode="some")
+
+
+def test_small_model_prune_edge_keeps_scores_above_threshold_and_folds_means():
+    model, x = _small_model([4, 3])  # one layer of edges: the output is the sum of the edges
+    state = _state(model)
+    with torch.no_grad():
+        model.act_fun[0].mask[1, 2] = 0.0  # an edge already masked stays masked
+    model.attribute()
+    scores = model.edge_scores[0].detach().t()  # (in, out)
+    threshold = float(scores[model.act_fun[0].mask > 0].median())
+    keep = ((scores > threshold) & (model.act_fun[0].mask > 0)).double()
+    removed = (model.act_fun[0].mask > 0) & (keep == 0)
+    assert 0 < int(keep.sum()) < 11
+    plain = model.prune_edge(threshold, compensate=False)
+    folded = model.prune_edge(threshold)
+    assert torch.equal(model.act_fun[0].mask[0], state["act_fun.0.mask"][0])  # the original is untouched
+    for new in (plain, folded):
+        assert torch.equal(new.act_fun[0].mask, keep)
+    expected = model.copy()
+    with torch.no_grad():
+        expected.act_fun[0].mask.copy_(keep)
+    torch.testing.assert_close(_out(plain, x), _out(expected, x), atol=F64_ATOL, rtol=0)
+    shift = ((_edge_means(model, 0, x) * removed).sum(0) * model.subnode_scale_0 * model.node_scale_0).detach()
+    torch.testing.assert_close(_out(folded, x), _out(expected, x) + shift, atol=F64_ATOL, rtol=0)
+
+
+def test_small_model_prune_is_prune_node_then_prune_edge():
+    model, _ = _small_model([3, 5, 2], seed=2)
+    model.attribute()
+    node_th = float(model.node_scores[1].detach().median())
+    for compensate in (True, False):
+        both = model.prune(node_th=node_th, edge_th=0.05, compensate=compensate)
+        steps = model.prune_node(node_th, compensate=compensate).prune_edge(0.05, compensate=compensate)
+        assert both.width == steps.width
+        for name, t in steps.state_dict().items():
+            assert torch.equal(both.state_dict()[name], t), name
+
+
+def test_small_model_prune_input_selects_inputs():
+    model, x = _small_model([5, 3, 1], seed=3)
+    model.attribute()
+    scores = model.node_scores[0].detach()
+    threshold = float(scores.median())
+    kept = torch.nonzero(scores > threshold).flatten().tolist()
+    removed = [i for i in range(5) if i not in kept]
+    plain = model.prune_input(threshold, compensate=False)
+    folded = model.prune_input(threshold)
+    assert plain.input_id.tolist() == kept and plain.width_in[0] == len(kept)
+    expected = _masked(model, 0, removed)
+    torch.testing.assert_close(_out(plain, x), _out(expected, x), atol=F64_ATOL, rtol=0)
+    # the removed inputs' edge means go into the first layer's subnode biases
+    bias = model.subnode_bias_0.detach() + model.subnode_scale_0.detach() * _edge_means(model, 0, x)[removed].sum(0)
+    assert torch.equal(plain.subnode_bias_0, model.subnode_bias_0)
+    torch.testing.assert_close(folded.subnode_bias_0.detach(), bias, atol=F64_ATOL, rtol=0)
+    manual = model.prune_input(active_inputs=[4, 1], compensate=False)
+    assert manual.input_id.tolist() == [1, 4]
+    torch.testing.assert_close(_out(manual, x), _out(_masked(model, 0, [0, 2, 3]), x), atol=F64_ATOL, rtol=0)
+    with pytest.raises(ValueError, match=rf"every input \(highest score {float(scores.max()):.3g}\)"):
+        model.prune_input(2 * float(scores.max()))
+    for bad in ([], [5], [-1]):
+        with pytest.raises(ValueError, match=r"active_inputs must list ids in 0\.\.4"):
+            model.prune_input(active_inputs=bad)
+
+
+def test_small_model_prune_functions_defaults_and_history(tmp_path, capsys):
+    """kanswap.prune's functions have pykan's defaults (thresholds 1e-2 / 3e-2, compensation on,
+    history logged when auto_save is on), and prune_input prints pykan's "keep:" line."""
+    from kanswap import prune as pr
+
+    model, x = _small_model([4, 6, 2], seed=4)
+    model.auto_save, model.ckpt_path = True, str(tmp_path)
+    model.attribute()
+    node_scores, input_scores = model.node_scores[1].detach(), model.node_scores[0].detach()
+    # the defaults decide something here: some scores lie between them and 1.01 (pykan's 1e-2 + 1)
+    assert bool(((node_scores > 1e-2) & (node_scores <= 1.01)).any())
+    cases = [(pr.prune_node, dict(threshold=1e-2, compensate=True), "prune_node"),
+             (pr.prune_edge, dict(threshold=3e-2, compensate=True), "prune_edge"),
+             (pr.prune, dict(node_th=1e-2, edge_th=3e-2, compensate=True), "prune"),
+             (pr.prune_input, dict(threshold=1e-2, compensate=True), "prune_input")]
+    for fn, explicit, name in cases:
+        history = tmp_path / "history.txt"
+        history.unlink(missing_ok=True)
+        default = fn(model)
+        assert history.read_text().split(" => ")[1] == name
+        capsys.readouterr()
+        given = fn(model, **explicit)
+        if name == "prune_input":
+            assert capsys.readouterr().out == f"keep: {(input_scores > 1e-2).tolist()}\n"
+        assert default.width == given.width
+        for key, t in given.state_dict().items():
+            assert torch.equal(default.state_dict()[key], t), (name, key)
+    (tmp_path / "history.txt").unlink()
+    pr.prune_node(model, log_history=False)
+    pr.prune_edge(model, log_history=False)
+    pr.prune_input(model, log_history=False)
+    assert not (tmp_path / "history.txt").exists()

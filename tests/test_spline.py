@@ -18,6 +18,9 @@ DTYPES = [pytest.param(torch.float64, id="f64"), pytest.param(torch.float32, id=
 KS = [pytest.param(k, id=f"k{k}") for k in (1, 2, 3, 5)]
 GS = [pytest.param(g, id=f"G{g}") for g in (1, 3, 5)]
 NS = [pytest.param(n, id=f"n{n}") for n in (1, 7, 33)]
+# Basis against pykan's B_batch (values in [0, 1]): largest measured error over these tests 1.3e-15
+# in float64 and 4e-7 in float32 (on sample grids; 2.4e-7 on uniform ones).
+BASIS_ATOL = {torch.float64: 1e-14, torch.float32: 1e-6}
 
 
 def _grid(n, G, k, dtype, lo=-1.0, hi=1.0):
@@ -44,7 +47,7 @@ def test_basis_matches_pykan(k, G, dtype):
     ref = pk.B_batch(x, grid, k=k)
     assert ours.shape == ref.shape == (x.shape[0], 7, G + k)
     assert ours.dtype == dtype
-    torch.testing.assert_close(ours, ref.to(dtype), atol=1e-6, rtol=0)
+    torch.testing.assert_close(ours, ref.to(dtype), atol=BASIS_ATOL[dtype], rtol=0)
 
 
 @pytest.mark.parametrize("k", KS)
@@ -67,7 +70,7 @@ def test_basis_on_non_uniform_sample_grid(n, k, dtype):
     x = _points(grid, 40, seed=k, dtype=dtype)
     x = torch.cat([x, samples])  # samples include the quantile knots exactly
     torch.testing.assert_close(bspline_basis(x, grid, k), pk.B_batch(x, grid, k=k).to(dtype),
-                               atol=1e-6, rtol=0)
+                               atol=BASIS_ATOL[dtype], rtol=0)
 
 
 @pytest.mark.parametrize("G", GS)
@@ -244,3 +247,24 @@ def test_dense_recursion_equals_local_basis(kind, k):
     off = ~(x.unsqueeze(-1) == grid.unsqueeze(0)).any(-1, keepdim=True)
     torch.testing.assert_close(dvalues * off, scatter_local(dlocal, first, grid.shape[1] - 1 - k) * off,
                                atol=3e-13, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [pytest.param(k, id=f"k{k}") for k in (1, 2, 3)])
+def test_large_uniform_input_path_equals_pykan_and_small_path(k, dtype):
+    """Large inputs (over 2^16 local values): values equal pykan's, and values and derivatives equal
+    those of the same points evaluated in small chunks."""
+    grid = _grid(9, 5, k, dtype)
+    x = _points(grid, 4000, seed=k, dtype=dtype)  # 4000 x 9 x (k+1) > 2^16 local values
+    assert x.numel() * (k + 1) > 1 << 16
+    torch.testing.assert_close(bspline_basis(x, grid, k), pk.B_batch(x, grid, k=k).to(dtype),
+                               atol=BASIS_ATOL[dtype], rtol=0)
+    values, first, dvalues = bspline_local(x, grid, k, derivative=True)
+    parts = [bspline_local(chunk, grid, k, derivative=True) for chunk in x.split(100)]  # small path
+    assert torch.equal(first, torch.cat([p[1] for p in parts]))
+    # the two paths evaluate the same polynomials in another order: largest difference measured
+    # 1.1e-16 (float64) / 6e-8 (float32) on values, 2.7e-16 / 1.4e-7 relative on derivatives
+    tol = 3e-15 if dtype == torch.float64 else 1.5e-6
+    torch.testing.assert_close(values, torch.cat([p[0] for p in parts]), atol=tol, rtol=0)
+    dsmall = torch.cat([p[2] for p in parts])
+    torch.testing.assert_close(dvalues, dsmall, atol=tol * dsmall.abs().max().item(), rtol=0)

@@ -427,3 +427,29 @@ def test_errors():
         swap.optimal_perms(ok, seed=0.5)
     with pytest.raises(ValueError, match="threshold"):
         swap.optimal_perms(ok, threshold=1.5)
+
+
+@pytest.mark.parametrize("method", ["greedy", "optimal"])
+def test_layer_perms_all_layers_and_subsets(method):
+    """layer_perms (auto_swap_l's search): all hidden layers at once is swap_perms; a subset is
+    solved layer by layer, in the given order, with the other layers fixed, on the scores
+    permuted so far; every result is a permutation that does not raise the cost."""
+    scores = rand_scores([4, 6, 5, 7, 2], seed=11)
+    every = swap.layer_perms(scores, [1, 2, 3], method)
+    assert list(every) == [1, 2, 3]
+    for got, want in zip(every.values(), swap.swap_perms(scores, method), strict=True):
+        assert torch.equal(got, want)
+    subset = swap.layer_perms(scores, [3, 1], method)
+    assert list(subset) == [3, 1]
+    cur = list(scores)
+    for l in (3, 1):
+        want = swap.swap_perms([cur[l - 1], cur[l]], method)[0]
+        assert torch.equal(subset[l], want), l
+        cur = swap.apply_perm_to_scores(cur, l, want)
+    assert not torch.equal(subset[3], torch.arange(7)) or not torch.equal(subset[1], torch.arange(6))
+    assert cc(cur) <= cc(scores) + 1e-12
+    for bad in (0, 4):
+        with pytest.raises(ValueError, match="hidden node layer in 1..3"):
+            swap.layer_perms(scores, [bad], method)
+    with pytest.raises(ValueError, match="unknown method"):
+        swap.layer_perms(scores, [1], "best")

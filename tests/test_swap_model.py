@@ -116,9 +116,23 @@ def test_swap_keeps_function_with_affine_values_D1():
             getattr(ours, name).copy_(torch.randn(getattr(ours, name).shape))
     x = ours.cache_data
     before = ours(x).detach()
+    state = {name: t.clone() for name, t in ours.state_dict().items()}
     ours.swap(1, 0, 2)
     torch.testing.assert_close(ours(x).detach(), before, atol=1e-6, rtol=0)
-    assert float(ours.node_scale_0[0]) != float(ours.node_scale_0[2])
+    # The exchanged rows themselves: node 0 and node 2 of layer 1 trade every value indexed by them
+    # (their affine values, the edges into them, the edges out of them with their grids), and
+    # nothing else moves. A swap that moves nothing, or only some of these, fails here.
+    perm = torch.tensor([2, 1, 0, 3, 4])
+    moved_dim = {"node_bias_0": 0, "node_scale_0": 0, "subnode_bias_0": 0, "subnode_scale_0": 0,
+                 "act_fun.0.coef": 1, "act_fun.0.mask": 1, "act_fun.0.scale_base": 1, "act_fun.0.scale_sp": 1,
+                 "act_fun.1.grid": 0, "act_fun.1.coef": 0, "act_fun.1.mask": 0, "act_fun.1.scale_base": 0,
+                 "act_fun.1.scale_sp": 0, "symbolic_fun.0.mask": 0, "symbolic_fun.0.affine": 0,
+                 "symbolic_fun.1.mask": 1, "symbolic_fun.1.affine": 1}
+    after = ours.state_dict()
+    for name, old in state.items():
+        expected = old.index_select(moved_dim[name], perm) if name in moved_dim else old
+        assert torch.equal(after[name], expected), name
+    assert not torch.equal(state["node_scale_0"], state["node_scale_0"][perm])  # the values differ
 
 
 def test_swap_moves_mult_node_groups_D23():
@@ -196,11 +210,26 @@ def test_symbolic_checkpoint_refused_D5():
 
 
 def test_prune_edge_on_fresh_model_D9():
-    model = KAN(width=[2, 3, 1], seed=0)
-    model(torch.rand(16, 2))
-    pruned = model.prune_edge(threshold=1e9)  # no attribute() first; removes every edge
-    assert all(float(layer.mask.sum()) == 0 for layer in pruned.act_fun)
-    assert all(float(layer.mask.sum()) > 0 for layer in model.act_fun)
+    """prune_edge without an earlier attribute() computes the scores itself: the threshold sits
+    between real scores, and exactly the edges above it survive (pykan raises there)."""
+    model = KAN(width=[3, 4, 2], seed=0, noise_scale=1.0)
+    x = torch.rand(32, 3) * 2 - 1
+    model(x)
+    scorer = model.copy()
+    scorer.get_act(x)
+    scorer.attribute()
+    scores = [s.detach() for s in scorer.edge_scores]  # (out, in) per layer
+    threshold = float(torch.cat([s.flatten() for s in scores]).median())
+    pruned = model.prune_edge(threshold=threshold)
+    kept = 0
+    for layer, s in zip(pruned.act_fun, scores, strict=True):
+        assert torch.equal(layer.mask.data, (s > threshold).t().to(layer.mask.dtype))
+        kept += int(layer.mask.sum())
+    assert 0 < kept < sum(s.numel() for s in scores)  # some edges removed, some kept
+    assert all(bool((layer.mask == 1).all()) for layer in model.act_fun)  # the original is untouched
+    ref = _pykan_twin(model)
+    with pytest.raises(TypeError):  # pykan's prune_edge reads edge_scores that only attribute() sets
+        ref.prune_edge(threshold=threshold)
 
 
 def test_mlp_D20(monkeypatch):
