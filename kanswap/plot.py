@@ -185,6 +185,22 @@ def _place_axes(fig, ax, title) -> None:
     ax.set_position([_SIDE, _MARGIN_BOTTOM / fh, 1 - 2 * _SIDE, 1 - (_MARGIN_BOTTOM + top) / fh])
 
 
+def _figure_and_axes(ax, figsize, title):
+    """A new figure with margins fixed by ``_place_axes`` when ax is None, else ax's figure made
+    current (as pykan's plot leaves its figure current)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        fig = plt.figure(figsize=figsize)
+        ax = fig.add_axes([0, 0, 1, 1])
+        _place_axes(fig, ax, title)
+        return fig, ax
+    fig = ax.figure
+    if fig.canvas.manager is not None:
+        plt.figure(fig.number)
+    return fig, ax
+
+
 def _colourbar(fig, ax, cmap, vmin: float, vmax: float, label: str):
     """A horizontal colour bar under ax that explains edge colour and opacity."""
     from matplotlib.cm import ScalarMappable
@@ -253,7 +269,6 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
     alpha, score, masked, colour} (masked edges have alpha 0 and no inset).
     """
     import matplotlib.lines as mlines
-    import matplotlib.pyplot as plt
     from matplotlib.collections import LineCollection
 
     scores = _kan_prepare(model, metric)
@@ -265,14 +280,7 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
     y2 = 0.15 / max(max(width_out), 5)
     min_spacing = 1 / max(max(width_out), 5)
 
-    if ax is None:
-        fig = plt.figure(figsize=kan_figsize(model, scale))
-        ax = fig.add_axes([0, 0, 1, 1])
-        _place_axes(fig, ax, title)
-    else:
-        fig = ax.figure
-        if fig.canvas.manager is not None:
-            plt.figure(fig.number)  # make it current, as pykan's plot leaves its figure
+    fig, ax = _figure_and_axes(ax, kan_figsize(model, scale), title)
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.1 * h, (L + 0.1) * h)
     ax.axis("off")
@@ -460,21 +468,13 @@ def plot_mlp(model, beta: float = 3, scale: float = 1.0, metric: str = "w", fold
     ``{folder}/mlp.png`` only when ``folder`` is given. ``fig.kanswap_edges`` lists {layer, i
     (output), j (input), alpha, value, colour}.
     """
-    import matplotlib.pyplot as plt
     from matplotlib.collections import LineCollection
 
     values = _mlp_values(model, metric)
     width = [int(w) for w in model.width]
     depth = len(width) - 1
     y0 = 0.5
-    if ax is None:
-        fig = plt.figure(figsize=mlp_figsize(model, scale))
-        ax = fig.add_axes([0, 0, 1, 1])
-        _place_axes(fig, ax, title)
-    else:
-        fig = ax.figure
-        if fig.canvas.manager is not None:
-            plt.figure(fig.number)
+    fig, ax = _figure_and_axes(ax, mlp_figsize(model, scale), title)
     vmax = max(float(np.abs(p).max()) if p.size else 0.0 for p in values)
     if legend:
         name, sym = {"w": ("weight", "w"), "act": ("weight × input std", "p"),
