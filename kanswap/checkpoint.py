@@ -73,6 +73,16 @@ def _from_state(config: dict, state: dict, device, kind: str = "KAN"):
     return model
 
 
+def load_kind(path: str, kind: str):
+    """``load_model(path)`` that must hold a ``kind`` ('KAN' or 'MLP') model: the ``loadckpt`` of each."""
+    model = load_model(path)
+    if not isinstance(model, _model_classes()[kind]):
+        other = next(name for name in _model_classes() if name != kind)
+        article = "an" if kind == "MLP" else "a"
+        raise TypeError(f"{path!r} holds a {type(model).__name__}, not {article} {kind}; use {other}.loadckpt")
+    return model
+
+
 def load_model(path: str, device="cpu"):
     """Load a kanswap checkpoint file (a KAN or an MLP), or pykan's ``{path}_config.yml`` + ``{path}_state``."""
     if os.path.isfile(path):

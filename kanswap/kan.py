@@ -715,12 +715,9 @@ class KAN(nn.Module):
 
     @staticmethod
     def loadckpt(path: str = "model") -> KAN:
-        from .checkpoint import load_model
+        from .checkpoint import load_kind
 
-        model = load_model(path)
-        if not isinstance(model, KAN):
-            raise TypeError(f"{path!r} holds a {type(model).__name__}, not a KAN; use MLP.loadckpt")
-        return model
+        return load_kind(path, "KAN")
 
     def copy(self) -> KAN:
         return copy.deepcopy(self)

@@ -83,12 +83,9 @@ class MLP(nn.Module):
     @staticmethod
     def loadckpt(path: str = "model") -> MLP:
         """Read a model written by ``saveckpt`` (loaded with torch.load(weights_only=True))."""
-        from .checkpoint import load_model
+        from .checkpoint import load_kind
 
-        model = load_model(path)
-        if not isinstance(model, MLP):
-            raise TypeError(f"{path!r} holds a {type(model).__name__}, not an MLP; use KAN.loadckpt")
-        return model
+        return load_kind(path, "MLP")
 
     def __deepcopy__(self, memo):
         return deepcopy_without_records(self, memo, _MLP_RECORDS)
