@@ -87,6 +87,16 @@ def _write_grad(p: Tensor, g: Tensor) -> None:
     _grad(p).copy_(g)
 
 
+def _affine_backward(scale: Tensor, bias: Tensor, value: Tensor, grad: Tensor) -> Tensor:
+    """For out = scale * value + bias (value, grad: (B, n); scale, bias: (n,)): write the trainable
+    ones' gradients and return d objective / d value."""
+    if scale.requires_grad:
+        _write_grad(scale, (grad * value).sum(0))
+    if bias.requires_grad:
+        _write_grad(bias, grad.sum(0))
+    return grad * scale
+
+
 class _Basis:
     """The dense basis of one layer by Cox-de Boor on (B, n, P) tensors, with its derivative.
 
@@ -480,18 +490,10 @@ class _Objective:
         lay = self.layers[l]
         p = lay.params
         if lay.node_affine:
-            if p["node_scale"].requires_grad:
-                _write_grad(p["node_scale"], (grad_h * rec["u"]).sum(0))
-            if p["node_bias"].requires_grad:
-                _write_grad(p["node_bias"], grad_h.sum(0))
-            grad_h = grad_h * p["node_scale"]
+            grad_h = _affine_backward(p["node_scale"], p["node_bias"], rec["u"], grad_h)
         gz = lay.mult_backward(rec["z"], grad_h)
         if lay.sub_affine:
-            if p["subnode_scale"].requires_grad:
-                _write_grad(p["subnode_scale"], (gz * rec["y"]).sum(0))
-            if p["subnode_bias"].requires_grad:
-                _write_grad(p["subnode_bias"], gz.sum(0))
-            gz = gz * p["subnode_scale"]
+            gz = _affine_backward(p["subnode_scale"], p["subnode_bias"], rec["y"], gz)
         feats, W = rec["feats"], rec["W"]
         B = feats.shape[0]
         flat = feats.view(B, -1)
