@@ -523,9 +523,9 @@ class KAN(nn.Module):
                 if step % save_fig_freq == 0:
                     import matplotlib.pyplot as plt
 
-                    self.plot(in_vars=in_vars, out_vars=out_vars, title=f"Step {step}", beta=beta)
-                    plt.savefig(os.path.join(img_folder, f"{step}.jpg"), bbox_inches="tight", dpi=200)
-                    plt.close()
+                    fig = self.plot(in_vars=in_vars, out_vars=out_vars, title=f"Step {step}", beta=beta)
+                    fig.savefig(os.path.join(img_folder, f"{step}.jpg"), bbox_inches="tight", dpi=200)
+                    plt.close(fig)  # (already closed under a notebook's inline backend)
 
         def fast_objective(lamb_: float):
             return kan_objective(self, lamb=lamb_, reg_metric=reg_metric, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy,

@@ -288,4 +288,7 @@ def plot_tree(model, x: torch.Tensor | None = None, in_var=None, style: str = "t
         plt.text(xi, -0.05 * (len(levels) - 1), names[levels[0][i][0]], fontsize=20, ha="center")
     plt.xlim(0, 1)
     plt.axis("off")
+    from .plot import hand_over
+
+    hand_over(fig)  # shown once in a notebook
     return fig
