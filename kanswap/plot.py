@@ -162,11 +162,14 @@ def _layer_geometry(n_edges: list[int], ax_w_pt: float, py_pt: float, inset_pt: 
     return rows, size
 
 
-def kan_figsize(model, scale: float = 0.5) -> tuple[float, float]:
+def kan_figsize(model, scale: float = 0.5, n_edges: list[int] | None = None) -> tuple[float, float]:
     """(width, height) in inches of ``plot_kan``'s figure: pykan's (10 scale, 10 scale L 0.4) plus
-    margins, grown until every edge's inset is MIN_INSET_PT points wide in at most MAX_ROWS rows."""
+    margins, grown until every drawn edge's inset is MIN_INSET_PT points wide in at most MAX_ROWS
+    rows. ``n_edges``: drawn edges per layer (default: every edge)."""
     L = model.depth
-    n_edges = [model.width_in[l] * model.width_out[l + 1] for l in range(L)]
+    if n_edges is None:
+        n_edges = [model.width_in[l] * model.width_out[l + 1] for l in range(L)]
+    n_edges = [max(int(n), 1) for n in n_edges]
     w = 10 * scale
     ax_w_pt = w * 72 * (1 - 2 * _SIDE)
     need_w = max(n * MIN_INSET_PT * _GAP / MAX_ROWS + 1.1 * MIN_INSET_PT for n in n_edges) / (1 - 2 * _SIDE) / 72
@@ -339,8 +342,8 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
     Edge (l, i, j) is drawn with alpha ``tanh(beta * score[l][j, i])`` times its mask, where score is
     ``edge_scores`` after ``attribute()`` (metric 'backward'), ``acts_scale`` ('forward_n') or
     ``edge_actscale`` ('forward_u'); its curve phi(x) on the cached data is drawn in a box on the
-    edge (none for masked edges), the boxes of a layer in one row, at least MIN_INSET_PT points wide
-    (the figure grows, ``kan_figsize``; drawn into a given ``ax`` with less than MIN_CURVE_PT per box,
+    edge (none for masked edges), the boxes of a layer's visible edges in one row, at least
+    MIN_INSET_PT points wide (the figure grows, ``kan_figsize``; drawn into a given ``ax`` with less than MIN_CURVE_PT per box,
     edges are straight lines without curves). Edges fainter than MIN_ALPHA are not drawn. Inputs are
     labelled ``in_vars`` (default x_1.. by original input index; after ``prune_input`` either one
     name per remaining input or one per original input column), outputs ``out_vars`` (default y_1..);
@@ -366,8 +369,16 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
     y2 = 0.15 / max(max(width_out), 5)
     min_spacing = 1 / max(max(width_out), 5)
 
+    # Only edges that print get a box, so the row of boxes is as long as the visible edges need
+    # (the fitted reference KAN: 13 of 190 edges visible, so 5 in wide instead of 22 in).
+    drawn = []
+    for l in range(L):
+        n_next, n = np.shape(scores[l])
+        shown = np.array([[_edge_colour(model, l, i, j)[1] > 0 for i in range(n)] for j in range(n_next)])
+        drawn.append(shown.reshape(n_next, n) & (np.tanh(beta * scores[l]) >= MIN_ALPHA))
+    n_drawn = [max(int(d.sum()), 1) for d in drawn]
     own_figure = ax is None
-    fig, ax = _figure_and_axes(ax, kan_figsize(model, scale), title)
+    fig, ax = _figure_and_axes(ax, kan_figsize(model, scale, n_drawn), title)
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.1 * h, (L + 0.1) * h)
     ax.axis("off")
@@ -387,8 +398,7 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
     pt_per_x = ax_w * 72  # points per data unit along x
     py_pt = ax_h * 72 / ((L + 0.2) * h)  # points per data unit along y
     pykan_pt = 2 * (0.4 / max(max_weights, 5)) * pt_per_x  # pykan's inset size
-    rows, size_pt = _layer_geometry([width_in[l] * width_out[l + 1] for l in range(L)], pt_per_x, py_pt,
-                                    max(MIN_INSET_PT, pykan_pt))
+    rows, size_pt = _layer_geometry(n_drawn, pt_per_x, py_pt, max(MIN_INSET_PT, pykan_pt))
     draw_curves = size_pt >= MIN_CURVE_PT
     half_x, half_y = size_pt / 2 / pt_per_x, size_pt / 2 / py_pt
     # pykan draws each curve with lw 5 in a 2-inch (144 pt) thumbnail, then shrinks it to the inset.
@@ -408,7 +418,8 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
     joins = []
     for l in range(L):
         n, n_next = width_in[l], width_out[l + 1]
-        N = n * n_next
+        N = n_drawn[l]
+        slot = np.cumsum(drawn[l].T.reshape(-1)) - 1  # box position of edge e = i * n_next + j among drawn ones
         alpha = np.tanh(beta * scores[l])
         x, phi = model.edge_activations(l)
         x, phi = _np(x), _np(phi)
@@ -421,7 +432,7 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
                 colour, mask_alpha = _edge_colour(model, l, i, j)
                 colour = module_colour.get((l, i, node_of[j]), colour) if mask_alpha else colour
                 a = float(alpha[j][i]) * mask_alpha
-                e = i * n_next + j
+                e = int(slot[i * n_next + j])
                 x_s = 1.05 * half_x + (e + 0.5) / N * (1 - 2.1 * half_x)  # every box wholly inside the axes
                 y_s = base + _Y0 / 2 + ((e % rows[l]) - (rows[l] - 1) / 2) * 2 * half_y * _GAP
                 edges.append({"layer": l, "i": i, "j": j, "alpha": a, "score": float(scores[l][j][i]),
