@@ -21,55 +21,15 @@ from .fit import fit as run_fit
 from .history import log_version, start_history
 from .kan_objective import kan_objective
 from .layer import KANLayer, check_input, nan_rows, resolve_base_fun
+from .model_kinds import register_kind
+from .records import batch_std, deepcopy_without_records, forward_with_records, sample_std
+from .regularization import matrix_reg
+from .symbolic_layer import SymbolicStub
 
 __all__ = ["KAN", "MultKAN", "REG_METRICS"]
 
 REG_METRICS = ("edge_forward_spline_n", "edge_forward_sum", "edge_forward_spline_u", "edge_backward",
                "node_backward")
-
-
-def batch_std(x: torch.Tensor) -> torch.Tensor:
-    """Sample std over the batch (dim 0, divides by B - 1); a batch of one row has std 0, as the
-    per-edge stds from basis covariances, instead of torch's NaN and degrees-of-freedom warning."""
-    return x.std(0, correction=1 if x.shape[0] > 1 else 0)
-
-
-def _std(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """Sample std (divides by B - 1; 0 for one row) with a zero gradient where the std is 0
-    (torch.std's is NaN, which would poison a whole L-BFGS step once a hidden node goes constant).
-    The variance floor, 1e-24, moves a zero std to 1e-12: far below anything the scores resolve."""
-    return x.var(dim, correction=1 if x.shape[dim] > 1 else 0).clamp_min(1e-24).sqrt()
-
-
-class SymbolicStub(nn.Module):
-    """Holds pykan's symbolic-branch tensors so checkpoints move both ways.
-
-    ``mask`` (out, in) and ``affine`` (out, in, 4) have pykan's names and shapes. kanswap does not
-    evaluate symbolic formulas: loading weights whose symbolic mask is non-zero is refused.
-    """
-
-    def __init__(self, in_dim: int, out_dim: int):
-        super().__init__()
-        self.in_dim, self.out_dim = in_dim, out_dim
-        self.mask = nn.Parameter(torch.zeros(out_dim, in_dim), requires_grad=False)
-        self.affine = nn.Parameter(torch.zeros(out_dim, in_dim, 4), requires_grad=False)
-        self.funs_name = [["0"] * in_dim for _ in range(out_dim)]
-
-    def permute(self, perm: torch.Tensor, mode: str) -> None:
-        with torch.no_grad():
-            if mode == "out":
-                self.mask.data = self.mask.data[perm].contiguous()
-                self.affine.data = self.affine.data[perm].contiguous()
-            else:
-                self.mask.data = self.mask.data[:, perm].contiguous()
-                self.affine.data = self.affine.data[:, perm].contiguous()
-
-    def get_subset(self, in_id, out_id) -> SymbolicStub:
-        new = SymbolicStub(len(in_id), len(out_id)).to(self.mask.device)
-        with torch.no_grad():
-            new.mask.data = self.mask.data[out_id][:, in_id].clone()
-            new.affine.data = self.affine.data[out_id][:, in_id].clone()
-        return new
 
 
 def _normalise_width(width) -> list[list[int]]:
@@ -103,6 +63,7 @@ def _per_layer(value, depth: int, name: str) -> list[int]:
     return [int(v) for v in values]
 
 
+@register_kind("KAN")
 class KAN(nn.Module):
     """A Kolmogorov-Arnold Network with pykan's MultKAN constructor, attributes and methods.
 
@@ -301,7 +262,7 @@ class KAN(nn.Module):
                 y, edge = layer.output_and_std(x)
                 edge = edge.t()  # (out, in), carries grad for reg
                 self.subnode_actscale.append(batch_std(y.detach()))
-                norm = _std(x).unsqueeze(0) + 0.1  # std(x_i), not detached (as pykan)
+                norm = sample_std(x).unsqueeze(0) + 0.1  # std(x_i), not detached (as pykan)
                 self.edge_actscale.append(edge)
                 self.acts_scale_spline.append(edge / norm)
                 self.acts_scale.append((edge / norm).detach())
@@ -310,6 +271,17 @@ class KAN(nn.Module):
             x = self._to_nodes(l, y, self.acts_premult if save else None)
             self.acts.append(x.detach())
         return nan_rows(self.acts[0], x)
+
+    def edgewise_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, input_dim) -> (B, n_out) through every edge's spline (``KANLayer.edge_outputs``):
+        autograd differentiates it any number of times (forward's hand-written backward gives first
+        derivatives only), for the hypothesis tree's Hessians. Builds (B, in, out) tensors; no records."""
+        if len(self.input_id) != self.n_inputs:
+            x = x[:, self.input_id.to(x.device)]
+        for l, layer in enumerate(self.act_fun):
+            phi, _ = layer.edge_outputs(x)
+            x = self._to_nodes(l, phi.sum(1))
+        return x
 
     def _to_nodes(self, l: int, y: torch.Tensor, premult: list | None = None) -> torch.Tensor:
         """Layer l's outputs (B, width_out[l+1]) -> node values (B, width_in[l+1]): subnode affine,
@@ -624,6 +596,18 @@ class KAN(nn.Module):
         self.attribute()
         return [s.detach() for s in self.edge_scores]
 
+    def node_edge_scores(self) -> list[torch.Tensor]:
+        """Edge scores between nodes on fresh scores, float64: L matrices (width_in[l+1], width_in[l]);
+        a mult node's incoming edges end at its subnodes, so their rows are summed (find_modules)."""
+        out = []
+        for l, s in enumerate(self._score_matrices()):
+            s = s.to(torch.float64)
+            groups = self.subnode_groups(l + 1)
+            if len(groups) != s.shape[0]:
+                s = torch.stack([s[g].sum(0) for g in groups])
+            out.append(s)
+        return out
+
     @property
     def connection_cost(self) -> torch.Tensor:
         """sum_l sum_{a,b} |pos_a - pos_b| edge_scores[l][a, b] on fresh scores (0-d tensor)."""
@@ -695,6 +679,10 @@ class KAN(nn.Module):
         """Record the model as version ``{round}.{state_id + 1}`` after ``name``: in memory, or as the
         checkpoint ``{ckpt_path}/{round}.{state_id}`` with auto_save (kanswap/history.py)."""
         log_version(self, name)
+
+    def restart_history(self) -> None:
+        """Start a new version history holding the model as it is now (after loading weights)."""
+        self._versions = start_history(self)
 
     def config(self) -> dict:
         """Constructor arguments that rebuild this model's structure (plain Python values)."""
@@ -932,46 +920,3 @@ MultKAN = KAN
 _RECORD_KEYS = ("acts", "subnode_actscale", "edge_actscale", "acts_scale", "acts_scale_spline", "acts_premult",
                 "node_scores", "edge_scores", "subnode_scores", "node_scores_all", "edge_scores_all",
                 "subnode_scores_all", "node_attribute_scores")
-
-
-def forward_with_records(model: nn.Module, x=None) -> None:
-    """pykan's get_act for KAN and MLP: a forward with save_act on, on x (a dict means its
-    train_input) or, when x is None, on the model's cached data."""
-    if isinstance(x, dict):
-        x = x["train_input"]
-    if x is None:
-        if model.cache_data is None:
-            raise ValueError("missing input data x: the model has not seen any data; pass x")
-        x = model.cache_data
-    old = model.save_act
-    model.save_act = True
-    try:
-        model.forward(x)
-    finally:
-        model.save_act = old
-
-
-def deepcopy_without_records(module: nn.Module, memo: dict, keys: Sequence[str]) -> nn.Module:
-    """Deep copy of module without the records named in keys (set to None in the copy).
-
-    Records from the last forward can hold autograd graphs, which deepcopy refuses; the copy
-    recomputes them on its next forward and the original keeps its own.
-    """
-    new = module.__class__.__new__(module.__class__)
-    memo[id(module)] = new
-    state = {key: (None if key in keys else val) for key, val in module.__dict__.items()}
-    new.__dict__.update(copy.deepcopy(state, memo))
-    return new
-
-
-def matrix_reg(v: torch.Tensor, lamb_l1: float, lamb_entropy: float) -> torch.Tensor:
-    """pykan's l1 + row/column entropy penalty of a non-negative matrix (or vector) v."""
-    l1 = v.sum()
-    if v.dim() == 1:
-        p = v / (v.sum() + 1)
-        return lamb_l1 * l1 + lamb_entropy * -(p * torch.log2(p + 1e-4)).sum()
-    p_row = v / (v.sum(dim=1, keepdim=True) + 1)
-    p_col = v / (v.sum(dim=0, keepdim=True) + 1)
-    entropy_row = -torch.mean(torch.sum(p_row * torch.log2(p_row + 1e-4), dim=1))
-    entropy_col = -torch.mean(torch.sum(p_col * torch.log2(p_col + 1e-4), dim=0))
-    return lamb_l1 * l1 + lamb_entropy * (entropy_row + entropy_col)

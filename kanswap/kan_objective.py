@@ -38,6 +38,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from .regularization import matrix_reg
+
 __all__ = ["kan_objective"]
 
 _FORWARD_METRICS = ("edge_forward_spline_n", "edge_forward_sum", "edge_forward_spline_u")
@@ -430,8 +432,6 @@ class _Objective:
     def _backward_metric_reg(self, edges: Tensor, recs: list[dict]):
         """'edge_backward' / 'node_backward': attribution scores (``KAN.attribute``) of the edge stds
         (N, m_max), differentiated by autograd on the small (m, n) matrices only."""
-        from .kan import matrix_reg
-
         sub_std = [rec["y"].std(0) + 1e-4 for rec in recs]
         leaves = [edges[off:off + n, :m].t().requires_grad_() for (n, _, m), off in zip(self.sizes, self.offsets,
                                                                                           strict=True)]
@@ -515,7 +515,7 @@ class _Objective:
 
 
 def _l1_entropy(v: Tensor, weights: Tensor, lamb_l1: float, lamb_entropy: float) -> tuple[Tensor, Tensor]:
-    """``kan.matrix_reg`` summed over the blocks of a block-diagonal v (R, C), and its gradient (R, C).
+    """``regularization.matrix_reg`` summed over the blocks of a block-diagonal v (R, C), and its gradient (R, C).
 
     weights (2, R, C): [1 / rows of the block of each row ; 1 / columns of the block of each column]
     (the weights of the row and column means). Rows and columns are handled as one (2, R, C)
