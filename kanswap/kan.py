@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from . import swap as swap_math
+from .attribution import attribute, node_attribute
 from .device import resolve_device
 from .fit import fit as run_fit
 from .history import log_version, start_history
@@ -317,74 +318,19 @@ class KAN(nn.Module):
         return x, phi.permute(0, 2, 1)
 
     # -- attribution ----------------------------------------------------------------------------
-    def _node_to_subnode(self, l: int, score: torch.Tensor) -> torch.Tensor:
-        """Scores (q, width_in[l]) -> (q, width_out[l]): a mult node passes its score to each input."""
-        n_sum = self.width[l][0]
-        if not self.width[l][1]:
-            return score
-        parts = [score[:, :n_sum]]
-        for m, a in enumerate(self._arities(l)):
-            parts.append(score[:, n_sum + m:n_sum + m + 1].expand(score.shape[0], a))
-        return torch.cat(parts, dim=1)
-
-    def _backpropagate(self, top: torch.Tensor, l_top: int):
-        """Propagate node scores top (q, width_in[l_top]) down to the inputs; returns lists
-        (input -> output order) of node (q, n), subnode (q, n_sub) and edge (q, out, in) scores."""
-        nodes, subnodes, edges = [top], [], []
-        score = top
-        for l in range(l_top, 0, -1):
-            sub = self._node_to_subnode(l, score)
-            edge = self.edge_actscale[l - 1].unsqueeze(0) * (sub / (self.subnode_actscale[l - 1] + 1e-4)).unsqueeze(-1)
-            score = edge.sum(1)
-            subnodes.append(sub)
-            edges.append(edge)
-            nodes.append(score)
-        return nodes[::-1], subnodes[::-1], edges[::-1]
-
     def attribute(self, l: int | None = None, i: int | None = None, out_score=None, plot: bool = True):
-        """Backward attribution scores.
+        """Backward attribution scores (``kanswap.attribution.attribute``).
 
         With l=None it sets ``node_scores`` (per node layer), ``edge_scores`` ((out, in) per layer)
         and ``subnode_scores`` as means over the output nodes. With l given it returns the
         attribution of layer-l nodes to the inputs, (width_in[l], n_0), or row i; unlike pykan
         (D17) the stored full scores are left intact.
         """
-        self._ensure_acts()
-        L = self.depth
-        if l is None:
-            n_L = self.width_in[L]
-            ref = self.edge_actscale[-1]
-            if out_score is None:
-                top = torch.full((1, n_L), 1.0 / n_L, dtype=ref.dtype, device=ref.device)
-            else:
-                top = torch.as_tensor(out_score, dtype=ref.dtype, device=ref.device).reshape(1, n_L) / n_L
-            nodes, subnodes, edges = self._backpropagate(top, L)
-            self.node_scores = [s[0] for s in nodes]
-            self.subnode_scores = [s[0] for s in subnodes]
-            self.edge_scores = [e[0] for e in edges]
-            return None
-        if not isinstance(l, int) or not 1 <= l <= L:
-            raise ValueError(f"attribute: layer l must be in 1..{L}, got {l!r}")
-        self.attribute()
-        scores = self.node_scores[l] if out_score is None else torch.as_tensor(out_score)
-        nodes, _, _ = self._backpropagate(torch.diag(scores), l)
-        result = nodes[0]
-        if i is None:
-            return result
-        if not 0 <= i < result.shape[0]:
-            raise ValueError(f"attribute: node i={i} out of range for layer {l} of width {result.shape[0]}")
-        if plot:
-            import matplotlib.pyplot as plt
-
-            in_dim = self.width_in[0]
-            plt.figure(figsize=(1 * in_dim, 3))
-            plt.bar(range(in_dim), result[i].detach().cpu().numpy())
-            plt.xticks(range(in_dim))
-        return result[i]
+        return attribute(self, l, i, out_score, plot)
 
     def node_attribute(self) -> None:
         """pykan's node_attribute: ``node_attribute_scores = [attribute(l) for l in 1..L]``."""
-        self.node_attribute_scores = [self.attribute(l) for l in range(1, self.depth + 1)]
+        node_attribute(self)
 
     @property
     def feature_score(self) -> torch.Tensor:

@@ -38,6 +38,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from .attribution import backpropagate, node_to_subnode
 from .regularization import matrix_reg
 
 __all__ = ["kan_objective"]
@@ -226,12 +227,7 @@ class _Layer:
 
     def node_to_subnode(self, score: Tensor) -> Tensor:
         """Node scores (q, n_nodes) -> subnode scores (q, m): a mult node passes its score on."""
-        if not self.arities:
-            return score
-        parts = [score[:, :self.n_sum]]
-        for g, a in enumerate(self.arities):
-            parts.append(score[:, self.n_sum + g:self.n_sum + g + 1].expand(score.shape[0], a))
-        return torch.cat(parts, dim=1)
+        return node_to_subnode(score, self.n_sum, self.arities)
 
     def weight_backward(self, dW: Tensor, w_sp: Tensor, dcoef_reg: Tensor | None) -> None:
         """dW (n, K+1, m) of the folded weight -> gradients of coef, scale_base, scale_sp, written
@@ -264,7 +260,7 @@ def _moments(feats: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _input_std(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-column sample variance (n,) and std floored as ``kan._std`` (variance >= 1e-24)."""
+    """Per-column sample variance (n,) and std floored as ``records.sample_std`` (variance >= 1e-24)."""
     var = x.var(0)
     return var, var.clamp_min(1e-24).sqrt()
 
@@ -455,16 +451,11 @@ class _Objective:
         return total.detach(), d_edges, None
 
     def _backpropagate(self, edges: list[Tensor], sub_std: list[Tensor], top: Tensor, l_top: int):
-        """``KAN._backpropagate`` on given edge stds: node scores per node layer 0..l_top and edge
-        scores (q, m, n) per layer below l_top."""
-        nodes, edge_scores, score = [top], [], top
-        for l in range(l_top, 0, -1):
-            sub = self.layers[l - 1].node_to_subnode(score)
-            edge = edges[l - 1].unsqueeze(0) * (sub / sub_std[l - 1]).unsqueeze(-1)
-            score = edge.sum(1)
-            edge_scores.append(edge)
-            nodes.append(score)
-        return nodes[::-1], edge_scores[::-1]
+        """``attribution.backpropagate`` on given edge stds: node scores per node layer 0..l_top and
+        edge scores (q, m, n) per layer below l_top."""
+        nodes, _, edge_scores = backpropagate(edges, sub_std, top, l_top,
+                                              lambda l, score: self.layers[l - 1].node_to_subnode(score))
+        return nodes, edge_scores
 
     def _coef_reg(self, recs: list[dict]) -> Tensor:
         """lamb_coef * mean_j |coef| + lamb_coefdiff * mean_j |diff(coef)| summed over (i, m), per
