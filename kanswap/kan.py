@@ -23,6 +23,7 @@ from .history import log_version, start_history
 from .kan_objective import kan_objective
 from .layer import KANLayer, check_input, nan_rows, resolve_base_fun
 from .model_kinds import register_kind
+from .mult_swap import grouped_greedy_perms
 from .records import batch_std, deepcopy_without_records, forward_with_records, sample_std
 from .regularization import matrix_reg
 from .symbolic_layer import SymbolicStub
@@ -582,43 +583,13 @@ class KAN(nn.Module):
         if not layers:
             return
         if any(self.width[l][1] for l in layers):
-            perms = self._auto_swap_mult(layers)
+            perms = grouped_greedy_perms(self._score_matrices(), layers, {l: self.subnode_groups(l) for l in layers},
+                                         {l: self.width[l][0] for l in layers})
         else:
             perms = swap_math.layer_perms(self._score_matrices(), layers, method)
         for l, perm in perms.items():
             if not torch.equal(perm.cpu(), torch.arange(len(perm))):
                 self.permute_layer(l, perm)
-
-    def _auto_swap_mult(self, layers: list[int]) -> dict[int, torch.Tensor]:
-        """Greedy for layers with mult nodes: candidate swaps (same node kind) are scored by the
-        connection cost of the permuted score matrices, still without re-running the model."""
-        scores = [s.double() for s in self._score_matrices()]
-
-        def cost(l: int, order: list[int], groups: list[list[int]]) -> float:
-            mats = list(scores)
-            mats[l - 1] = scores[l - 1][[s for p in order for s in groups[p]]]
-            mats[l] = scores[l][:, order]
-            return float(swap_math.connection_cost(mats))
-
-        perms = {}
-        for l in layers:
-            n, n_sum = self.width_in[l], self.width[l][0]
-            groups = self.subnode_groups(l)
-            order = list(range(n))
-            for i in range(n):
-                same = range(n_sum) if i < n_sum else range(n_sum, n)
-                best_j, best = i, cost(l, order, groups)
-                for j in same:
-                    trial = list(order)
-                    trial[i], trial[j] = trial[j], trial[i]
-                    c = cost(l, trial, groups)
-                    if c < best:
-                        best_j, best = j, c
-                order[i], order[best_j] = order[best_j], order[i]
-            perms[l] = torch.tensor(order)
-            scores[l - 1] = scores[l - 1][[s for p in order for s in groups[p]]]
-            scores[l] = scores[l][:, order]
-        return perms
 
     # -- pruning, plotting, checkpoints (kanswap/prune.py, plot.py, checkpoint.py) ---------------
     def log_history(self, name: str) -> None:
