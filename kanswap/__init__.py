@@ -13,41 +13,57 @@ triton or GPU.
 
 from __future__ import annotations
 
-import importlib
+from .model_kinds import register_loader
 
 __version__ = "0.1.0"
-
-# name -> (module, attribute or None for the module itself)
-_LAZY = {
-    "KAN": (".kan", "KAN"),
-    "MultKAN": (".kan", "MultKAN"),
-    "KANLayer": (".layer", "KANLayer"),
-    "KANLinear": (".layer", "KANLinear"),
-    "MLP": (".mlp", "MLP"),
-    "create_dataset": (".data", "create_dataset"),
-    "create_dataset_from_data": (".data", "create_dataset_from_data"),
-    "majority_dataset": (".data", "majority_dataset"),  # exported, but not by ``*`` (pykan's names only)
-    "torch": ("torch", None),
-    "nn": ("torch.nn", None),
-    "np": ("numpy", None),
-    "plt": ("matplotlib.pyplot", None),
-}
 
 __all__ = ["KAN", "MultKAN", "KANLayer", "KANLinear", "MLP", "create_dataset", "create_dataset_from_data",
            "torch", "nn", "np", "plt"]
 
 
+def _import_models() -> None:
+    """Import the model modules: they register their classes for checkpoint loading."""
+    from . import kan, mlp  # noqa: F401
+
+
+register_loader(_import_models)
+
+
+def _load(name: str):
+    """The object exported as ``name`` (imported on first use)."""
+    if name in ("KAN", "MultKAN"):
+        from . import kan as module
+    elif name in ("KANLayer", "KANLinear"):
+        from . import layer as module
+    elif name == "MLP":
+        from . import mlp as module
+    elif name in ("create_dataset", "create_dataset_from_data", "majority_dataset"):
+        from . import data as module  # majority_dataset: exported, but not by ``*`` (pykan's names only)
+    elif name == "torch":
+        import torch
+        return torch
+    elif name == "nn":
+        from torch import nn
+        return nn
+    elif name == "np":
+        import numpy
+        return numpy
+    elif name == "plt":
+        import matplotlib.pyplot
+        return matplotlib.pyplot
+    else:
+        raise AttributeError(f"module 'kanswap' has no attribute {name!r}")
+    return getattr(module, name)
+
+
+_NAMES = (*__all__, "majority_dataset")
+
+
 def __getattr__(name: str):
-    try:
-        module, attr = _LAZY[name]
-    except KeyError:
-        raise AttributeError(f"module 'kanswap' has no attribute {name!r}") from None
-    mod = importlib.import_module(module, __name__) if module.startswith(".") else importlib.import_module(module)
-    value = mod if attr is None else getattr(mod, attr)
+    value = _load(name)
     globals()[name] = value  # later lookups skip __getattr__
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
-
+    return sorted(set(globals()) | set(_NAMES))

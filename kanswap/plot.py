@@ -343,9 +343,9 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
     ``edge_scores`` after ``attribute()`` (metric 'backward'), ``acts_scale`` ('forward_n') or
     ``edge_actscale`` ('forward_u'); its curve phi(x) on the cached data is drawn in a box on the
     edge (none for masked edges), the boxes of a layer's visible edges in one row, at least
-    MIN_INSET_PT points wide (the figure grows, ``kan_figsize``; drawn into a given ``ax`` with less than MIN_CURVE_PT per box,
-    edges are straight lines without curves). Edges fainter than MIN_ALPHA are not drawn. Inputs are
-    labelled ``in_vars`` (default x_1.. by original input index; after ``prune_input`` either one
+    MIN_INSET_PT points wide (the figure grows, ``kan_figsize``; drawn into a given ``ax`` with less
+    than MIN_CURVE_PT per box, edges are straight lines without curves). Edges fainter than
+    MIN_ALPHA are not drawn. Inputs are labelled ``in_vars`` (default x_1.. by original input index; after ``prune_input`` either one
     name per remaining input or one per original input column), outputs ``out_vars`` (default y_1..);
     ``$...$`` is set as math text. ``legend`` adds a colour bar of opacity against score.
     ``modules=True`` colours the edges of each module of ``find_modules(module_threshold)`` (a
