@@ -341,17 +341,19 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
 
     Edge (l, i, j) is drawn with alpha ``tanh(beta * score[l][j, i])`` times its mask, where score is
     ``edge_scores`` after ``attribute()`` (metric 'backward'), ``acts_scale`` ('forward_n') or
-    ``edge_actscale`` ('forward_u'); its curve phi(x) on the cached data is drawn in a box on the
-    edge (none for masked edges), the boxes of a layer's visible edges in one row, at least
-    MIN_INSET_PT points wide (the figure grows, ``kan_figsize``; drawn into a given ``ax`` with less
-    than MIN_CURVE_PT per box, edges are straight lines without curves). Edges fainter than
-    MIN_ALPHA are not drawn. Inputs are labelled ``in_vars`` (default x_1.. by original input index; after ``prune_input`` either one
-    name per remaining input or one per original input column), outputs ``out_vars`` (default y_1..);
-    ``$...$`` is set as math text. ``legend`` adds a colour bar of opacity against score.
+    ``edge_actscale`` ('forward_u'). Its curve phi(x) on the cached data is drawn in a box on the
+    edge; the boxes of a layer's visible edges sit in one row, at least MIN_INSET_PT points wide
+    (the figure grows, ``kan_figsize``). Drawn into a given ``ax`` with less than MIN_CURVE_PT per
+    box, edges are straight lines without curves. Edges fainter than MIN_ALPHA are not drawn.
+
+    Inputs are labelled ``in_vars`` (default x_1.. by original input index; after ``prune_input``
+    one name per remaining input or one per original input column), outputs ``out_vars`` (default
+    y_1..); ``$...$`` is set as math text. ``legend`` adds a colour bar of opacity against score.
     ``modules=True`` colours the edges of each module of ``find_modules(module_threshold)`` (a
     first-layer module its own colour, an upper module that joins several pink; weak edges between
     modules stay black) and, with ``legend``, adds a key of the module colours. With ``ax`` given,
     draws into it (figure size untouched). Writes ``{folder}/kan.png`` only when ``folder`` is given.
+
     ``fig.kanswap_edges`` lists every edge as a dict {layer, i, j, alpha, score, masked, colour}
     (masked edges have alpha 0 and no curve). Under a notebook's inline backend the figure is
     closed before it is returned, so a cell ending in ``model.plot()`` shows it once.
