@@ -57,6 +57,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``kanswap`` command line: ``--version`` and the ``demo`` sub-command with its options."""
     parser = argparse.ArgumentParser(
         prog="kanswap",
         description="kanswap: fast KANs with pykan 0.2.8's API (fit, auto_swap, prune, plot).",
@@ -336,6 +337,7 @@ def run_demo(out: str = "kanswap-demo", device: str = "cpu", kan_steps: int = DE
 
 
 def format_table(rows: list[dict]) -> str:
+    """The demo's results table: one line per stage (accuracies, connection cost, width, seconds)."""
     head = f"{'stage':<24} {'train':>6} {'test':>6} {'conn.cost':>10}  {'width':<16} {'seconds':>8}"
     lines = [head, "-" * len(head)]
     for r in rows:
