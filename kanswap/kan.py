@@ -708,9 +708,13 @@ class KAN(nn.Module):
     def plot(self, folder=None, beta: float = 3, metric: str = "backward", scale: float = 0.5, tick: bool = False,
              sample: bool = False, in_vars=None, out_vars=None, title=None, varscale: float = 1.0,
              legend: bool = True, modules: bool = False, module_threshold: float = 0.1):
-        """Draw the network (nodes, edges with alpha tanh(beta * score), each edge's curve as an inset,
-        input/output labels, a colour bar; ``modules=True`` colours ``find_modules``' modules) and
-        return the matplotlib Figure; writes ``{folder}/kan.png`` only when ``folder`` is given."""
+        """Draw the network and return the matplotlib Figure (pykan's returns None and writes a PNG
+        per edge): nodes, edges with opacity tanh(beta * score), each visible edge's curve in a box
+        on it, labels (``in_vars``: one name per remaining input or, after ``prune_input``, one per
+        original input; ``$...$`` as math text), a colour bar; ``modules=True`` colours
+        ``find_modules``' modules, with a key. Under Jupyter's inline backend the figure is closed
+        before it is returned (shown once). Writes ``{folder}/kan.png`` only when ``folder`` is
+        given. See ``kanswap.plot.plot_kan``."""
         from .plot import plot_kan
 
         return plot_kan(self, folder=folder, beta=beta, metric=metric, scale=scale, tick=tick, sample=sample,

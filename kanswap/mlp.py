@@ -265,8 +265,10 @@ class MLP(nn.Module):
 
     def plot(self, beta: float = 3, scale: float = 1.0, metric: str = "w", folder=None, in_vars=None,
              out_vars=None, title=None, legend: bool = True, modules: bool = False, module_threshold: float = 0.1):
-        """Edges coloured by sign (blue > 0, red < 0, grey = 0), alpha tanh(beta |p|), a colour bar saying
-        so, input/output labels (``modules=True``: coloured by module instead); returns the Figure."""
+        """Draw the MLP and return the Figure: weights coloured by sign (blue > 0, red < 0), opacity
+        tanh(beta |p|), a colour bar saying so, input/output labels (``modules=True``: coloured by
+        module instead, with a key). Under Jupyter's inline backend the figure is closed before it
+        is returned (shown once). See ``kanswap.plot.plot_mlp``."""
         from .plot import plot_mlp
 
         return plot_mlp(self, beta=beta, scale=scale, metric=metric, folder=folder, in_vars=in_vars,
