@@ -7,12 +7,14 @@ modules, which themselves import ``checkpoint.py`` for ``saveckpt`` / ``loadckpt
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 __all__ = ["register_kind", "model_class", "kind_of", "kinds"]
 
 _CLASSES: dict[str, type] = {}
 
 
-def register_kind(kind: str):
+def register_kind(kind: str) -> Callable[[type], type]:
     """Class decorator: files holding a ``kind`` model are built with this class."""
     def register(cls: type) -> type:
         _CLASSES[kind] = cls
