@@ -24,7 +24,8 @@ from .kan_objective import kan_objective
 from .layer import KANLayer, check_input, nan_rows, resolve_base_fun
 from .model_kinds import register_kind
 from .mult_swap import grouped_greedy_perms
-from .records import batch_std, deepcopy_without_records, forward_with_records, sample_std
+from .records import batch_std, deepcopy_without_records, forward_with_records
+from .records import sample_std as _std
 from .regularization import matrix_reg
 from .symbolic_layer import SymbolicStub
 
@@ -285,7 +286,7 @@ class KAN(nn.Module):
                 y, edge = layer.output_and_std(x)
                 edge = edge.t()  # (out, in), carries grad for reg
                 self.subnode_actscale.append(batch_std(y.detach()))
-                norm = sample_std(x).unsqueeze(0) + 0.1  # std(x_i), not detached (as pykan)
+                norm = _std(x).unsqueeze(0) + 0.1  # std(x_i), not detached (as pykan)
                 self.edge_actscale.append(edge)
                 self.acts_scale_spline.append(edge / norm)
                 self.acts_scale.append((edge / norm).detach())

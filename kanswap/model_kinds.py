@@ -26,7 +26,7 @@ def _load() -> None:
         _LOADERS.pop(0)()
 
 
-def register_kind(kind: str):
+def register_kind(kind: str) -> Callable[[type], type]:
     """Class decorator: files holding a ``kind`` model are built with this class."""
     def register(cls: type) -> type:
         _CLASSES[kind] = cls
