@@ -25,7 +25,7 @@ _Y0, _Z0 = 0.3, 0.1
 # An edge-curve inset narrower than ~14 pt (5 mm) no longer shows its curve's shape; pykan's are
 # ~3 pt at the reference KAN's 100 edges per layer. One row per layer: with insets staggered over
 # 4 rows (an earlier layout) the line to a box of an upper row ran over the boxes below it, so a
-# wide layer makes the figure wider instead (the reference KAN's 100 edges: 22 in at 14 pt).
+# wide layer makes the figure wider instead (the reference KAN's 100 edges: 24 in at 14 pt).
 MIN_INSET_PT, MAX_ROWS = 14.0, 1
 # Where the row leaves less than this per box (a summary panel 3.4 in wide: 2 pt for 100 edges)
 # the curves are left out and each edge is one straight line: a 2 mm box shows no shape.
@@ -372,7 +372,7 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
     min_spacing = 1 / max(max(width_out), 5)
 
     # Only edges that print get a box, so the row of boxes is as long as the visible edges need
-    # (the fitted reference KAN: 13 of 190 edges visible, so 5 in wide instead of 22 in).
+    # (the fitted reference KAN: 13 of 200 edges visible, so 5 in wide instead of 24 in).
     drawn = []
     for l in range(L):
         n_next, n = np.shape(scores[l])
