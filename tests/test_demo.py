@@ -30,6 +30,8 @@ def test_quick_demo_writes_figures_and_results(tmp_path, capsys):
         assert path.is_file() and path.stat().st_size > 1000, name
         svg = path.read_text()
         assert "<svg" in svg and "<image" not in svg, name  # vector graphics only, no bitmaps
+    summary = (tmp_path / "summary.svg").read_text()
+    assert 'width="504pt"' in summary  # 7 in, saved at its size (not cropped), so fonts print as set
     results = json.loads((tmp_path / "results.json").read_text())
     assert [row["stage"] for row in results["stages"]] == STAGES
     assert results["config"]["kan_steps"] == 5 and results["config"]["mlp_steps"] == 100
