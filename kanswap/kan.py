@@ -470,7 +470,7 @@ class KAN(nn.Module):
 
                     fig = self.plot(in_vars=in_vars, out_vars=out_vars, title=f"Step {step}", beta=beta)
                     fig.savefig(os.path.join(img_folder, f"{step}.jpg"), bbox_inches="tight", dpi=200)
-                    plt.close(fig)  # (already closed under a notebook's inline backend)
+                    plt.close(fig)
 
         def fast_objective(lamb_: float):
             return kan_objective(self, lamb=lamb_, reg_metric=reg_metric, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy,
@@ -713,9 +713,9 @@ class KAN(nn.Module):
         per edge): nodes, edges with opacity tanh(beta * score), each visible edge's curve in a box
         on it, labels (``in_vars``: one name per remaining input or, after ``prune_input``, one per
         original input; ``$...$`` as math text), a colour bar; ``modules=True`` colours
-        ``find_modules``' modules, with a key. Under Jupyter's inline backend the figure is closed
-        before it is returned (shown once). Writes ``{folder}/kan.png`` only when ``folder`` is
-        given. See ``kanswap.plot.plot_kan``."""
+        ``find_modules``' modules, with a key. In Jupyter a cell ending in ``model.plot()`` shows
+        the figure once; it stays open and current, as pykan's (``plt.savefig`` works after it).
+        Writes ``{folder}/kan.png`` only when ``folder`` is given. See ``kanswap.plot.plot_kan``."""
         from .plot import plot_kan
 
         return plot_kan(self, folder=folder, beta=beta, metric=metric, scale=scale, tick=tick, sample=sample,

@@ -267,8 +267,8 @@ class MLP(nn.Module):
              out_vars=None, title=None, legend: bool = True, modules: bool = False, module_threshold: float = 0.1):
         """Draw the MLP and return the Figure: weights coloured by sign (blue > 0, red < 0), opacity
         tanh(beta |p|), a colour bar saying so, input/output labels (``modules=True``: coloured by
-        module instead, with a key). Under Jupyter's inline backend the figure is closed before it
-        is returned (shown once). See ``kanswap.plot.plot_mlp``."""
+        module instead, with a key). In Jupyter a cell ending in ``model.plot()`` shows it once.
+        See ``kanswap.plot.plot_mlp``."""
         from .plot import plot_mlp
 
         return plot_mlp(self, beta=beta, scale=scale, metric=metric, folder=folder, in_vars=in_vars,

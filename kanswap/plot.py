@@ -17,6 +17,8 @@ import os
 import numpy as np
 import torch
 
+from .display import hand_over, new_figure
+
 KAN_METRICS = ("backward", "forward_n", "forward_u")
 MLP_METRICS = ("w", "act", "fa")
 
@@ -235,7 +237,7 @@ def _figure_and_axes(ax, figsize, title):
     import matplotlib.pyplot as plt
 
     if ax is None:
-        fig = plt.figure(figsize=figsize)
+        fig = new_figure(figsize=figsize)
         ax = fig.add_axes([0, 0, 1, 1])
         _place_axes(fig, ax, title)
         return fig, ax
@@ -355,8 +357,8 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
     draws into it (figure size untouched). Writes ``{folder}/kan.png`` only when ``folder`` is given.
 
     ``fig.kanswap_edges`` lists every edge as a dict {layer, i, j, alpha, score, masked, colour}
-    (masked edges have alpha 0 and no curve). Under a notebook's inline backend the figure is
-    closed before it is returned, so a cell ending in ``model.plot()`` shows it once.
+    (masked edges have alpha 0 and no curve). The figure stays open and current, as pykan's; in
+    Jupyter a cell ending in ``model.plot()`` shows it once (``kanswap.display``).
     """
     import matplotlib.lines as mlines
     from matplotlib.collections import LineCollection
@@ -514,19 +516,6 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
     return fig
 
 
-def hand_over(fig) -> None:
-    """Close ``fig`` when a notebook's inline backend is active: the cell's returned Figure is then
-    its only display (left open, the backend would show it a second time at the end of the cell).
-    Elsewhere the figure stays open and current, as pykan's ``plot`` leaves it (``plt.savefig``,
-    ``plt.show`` work after it); a closed figure still saves with ``fig.savefig``."""
-    import matplotlib
-
-    if "inline" in str(matplotlib.get_backend()).lower():
-        import matplotlib.pyplot as plt
-
-        plt.close(fig)
-
-
 def _node_labels(ax, names, n: int, y: float, where: str, varscale: float) -> None:
     """Label n nodes at height y, a few points below or above their markers."""
     if len(names) != n:
@@ -590,7 +579,7 @@ def plot_mlp(model, beta: float = 3, scale: float = 1.0, metric: str = "w", fold
     against p. ``modules=True`` colours each module of ``find_modules(module_threshold)``'s weights
     (first-layer modules their own colours, upper modules joining several pink, with a key; the
     sign is then not shown, weak weights between modules stay grey). Weights fainter than MIN_ALPHA
-    are not drawn; under a notebook's inline backend the figure is closed before it is returned. Writes
+    are not drawn; in Jupyter a cell ending in ``plot`` shows the figure once. Writes
     ``{folder}/mlp.png`` only when ``folder`` is given. ``fig.kanswap_edges`` lists {layer, i
     (output), j (input), alpha, value, colour}.
     """
@@ -717,7 +706,7 @@ def plot_summary(models, titles=None, path=None, width: float = SUMMARY_WIDTH, n
     not cropped). Each item is a model drawn with ``plot_kan`` / ``plot_mlp`` (extra options via
     kan_kwargs / mlp_kwargs) or a str, shown as a message. Panels of a row share their title line.
     At this width a layer with many edges leaves no room for curve boxes (see ``MIN_CURVE_PT``): its
-    edges are straight lines. Returns the Figure (closed under a notebook's inline backend)."""
+    edges are straight lines. Returns the Figure (shown once in Jupyter, ``kanswap.display``)."""
     import matplotlib.pyplot as plt
 
     items = list(models)
@@ -740,7 +729,7 @@ def plot_summary(models, titles=None, path=None, width: float = SUMMARY_WIDTH, n
     row_h = [max(_panel_height(obj, ax_w) for obj in items[r * ncols:(r + 1) * ncols]) for r in range(nrows)]
     key_h = 0.75
     height = sum(row_h) + nrows * (_PANEL_TOP + _PANEL_BOTTOM) + key_h
-    fig = plt.figure(figsize=(width, height))
+    fig = new_figure(figsize=(width, height))
     panels = []
     y = height
     for k, obj in enumerate(items):

@@ -1,6 +1,8 @@
 """A notebook of pykan tutorial cells, with only the import line changed, run top to bottom in a
-Jupyter kernel (nbclient + ipykernel): one figure per plot cell, a progress bar per fit, the star
-import giving torch/np/plt, pykan's original input names after ``prune_input``. No symbolic cells.
+Jupyter kernel (nbclient + ipykernel): one figure per plot call (at the end of a cell, in the
+middle of one, kept in a variable and shown later), ``plt.savefig`` after ``plot()`` as with pykan,
+a progress bar per fit, the star import giving torch/np/plt, pykan's original input names after
+``prune_input``. No symbolic cells.
 
 Cells follow pykan 0.2.8's tutorials (hello KAN: fit, plot, prune, refine; pruning inputs and
 naming them); step counts are small so the run takes seconds."""
@@ -50,8 +52,20 @@ CELLS = [
     "model.plot(in_vars=[r'$x_1$', r'$x_2$', r'$x_3$', r'$x_4$'], out_vars=[r'$y$'], title='pruned inputs')",
     # 11: the module report reads as the drawing
     "print(model.find_modules())",
+    # 12: two plots in one cell, the first mid-cell (pykan shows both)
+    "model.plot(title='first')\nmodel.plot(title='second')",
+    # 13: a plot, then saved through pyplot, as with pykan (the figure is still the current one)
+    "model.plot()\nplt.savefig('after_plot.png')",
+    # 14: (check) the saved file holds the drawing, not an empty figure
+    "import matplotlib.image\nprint('drawn:', (matplotlib.image.imread('after_plot.png')[..., :3] < 0.5).any())",
+    # 15, 16: a figure kept in a variable (no cell result), shown again in a later cell
+    "fig = model.plot(title='kept')",
+    "fig",
+    # 17: a semicolon hides the result; the figure still shows once
+    "model.plot();",
 ]
-PLOT_CELLS = {2, 4, 5, 8, 10}
+PLOT_CELLS = {2, 4, 5, 8, 10, 13, 15, 16, 17}
+TWO_PLOT_CELLS = {12}
 FIT_CELLS = {3: 8, 6: 6, 7: 4, 9: 6}  # cell -> steps
 
 
@@ -79,7 +93,8 @@ def test_pykan_tutorial_notebook_runs_unchanged(tmp_path, monkeypatch):
         images = [o for o in cell.outputs if "image/png" in o.get("data", {})]
         errors = [o for o in cell.outputs if o.get("output_type") == "error"]
         assert not errors, (k, errors)
-        assert len(images) == (1 if k in PLOT_CELLS else 0), f"cell {k}: {len(images)} figures"
+        want = 2 if k in TWO_PLOT_CELLS else 1 if k in PLOT_CELLS else 0
+        assert len(images) == want, f"cell {k}: {len(images)} figures, expected {want}"
         stderr = "".join(_text(o) for o in cell.outputs if o.get("name") == "stderr")
         if k in FIT_CELLS:  # one progress bar per fit, ending at its last step
             steps = FIT_CELLS[k]
@@ -93,3 +108,4 @@ def test_pykan_tutorial_notebook_runs_unchanged(tmp_path, monkeypatch):
     assert stdout.strip() in ("cpu", "cuda")
     report = "".join(_text(o) for o in nb.cells[11].outputs)
     assert re.match(r"layer 1: \{x1", report) and "layer 2:" in report
+    assert "".join(_text(o) for o in nb.cells[14].outputs).strip() == "drawn: True"

@@ -461,13 +461,11 @@ def test_summary_prints_at_seven_inches_with_one_key(mlp):
     assert len(sizes) > 30 and min(sizes) >= 7.0
 
 
-@pytest.mark.parametrize("backend, stays_open", [("agg", True), ("module://matplotlib_inline.backend_inline", False)])
-def test_plot_figure_closed_under_inline_backend(kan, mlp, tmp_path, monkeypatch, backend, stays_open):
-    """In a notebook a cell ending in model.plot() showed the figure twice (returned and left open).
-    Under the inline backend the returned figure is closed (still savable); elsewhere it stays
-    current, as pykan leaves it."""
-    monkeypatch.setattr(matplotlib, "get_backend", lambda: backend)
-    for fig in (kan.plot(), plot_mlp(mlp), plot_summary([kan])):
-        assert (fig.number in plt.get_fignums()) is stays_open
-        fig.savefig(tmp_path / "f.png")
-        assert (tmp_path / "f.png").stat().st_size > 1000
+def test_plot_figure_stays_open_and_current_outside_jupyter(kan, mlp):
+    """As pykan leaves its figure: open and current (plt.savefig works after plot); the notebook
+    behaviour (shown once) is tested in a real kernel by test_notebook.py."""
+    from kanswap.display import figure_class
+
+    for draw in (kan.plot, lambda: plot_mlp(mlp), lambda: plot_summary([kan])):
+        fig = draw()
+        assert isinstance(fig, figure_class()) and plt.gcf() is fig
