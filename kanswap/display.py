@@ -15,40 +15,28 @@ from __future__ import annotations
 import functools
 import sys
 
-__all__ = ["figure_class", "new_figure", "hand_over"]
+from matplotlib.figure import Figure  # not pyplot: importing this module selects no backend
+
+__all__ = ["PlotFigure", "new_figure", "hand_over"]
 
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/svg+xml", "application/pdf")
-_CLASS: type | None = None
 
 
-def figure_class() -> type:
-    """``PlotFigure``: the matplotlib Figure subclass kanswap draws into (made on first use, so that
-    importing kanswap does not import matplotlib)."""
-    global _CLASS
-    if _CLASS is None:
-        from matplotlib.figure import Figure
-
-        class PlotFigure(Figure):
-            """A figure drawn by kanswap (``plot``, ``plot_summary``, ``tree``): a matplotlib Figure
-            that, shown as a notebook cell's result, is closed so the inline backend does not show it
-            a second time."""
-
-        _CLASS = PlotFigure
-    return _CLASS
+class PlotFigure(Figure):
+    """A figure drawn by kanswap (``plot``, ``plot_summary``, ``tree``): a matplotlib Figure that,
+    shown as a notebook cell's result, is closed so the inline backend does not show it again."""
 
 
 def new_figure(**kwargs):
-    """``plt.figure(**kwargs)`` of class ``figure_class()``: a pyplot figure, open and current."""
+    """``plt.figure(**kwargs)`` of class ``PlotFigure``: a pyplot figure, open and current."""
     import matplotlib.pyplot as plt
 
-    return plt.figure(FigureClass=figure_class(), **kwargs)
+    return plt.figure(FigureClass=PlotFigure, **kwargs)
 
 
 def _image_then_close(formatter, fig):
     """The image IPython's ``formatter`` makes of any Figure; then ``fig`` is closed (if open), so
     the backend's end-of-cell display of open figures skips it."""
-    from matplotlib.figure import Figure
-
     try:
         printer = formatter.lookup_by_type(Figure)  # looked up now: %config may change the formats
     except KeyError:

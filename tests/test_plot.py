@@ -464,8 +464,11 @@ def test_summary_prints_at_seven_inches_with_one_key(mlp):
 def test_plot_figure_stays_open_and_current_outside_jupyter(kan, mlp):
     """As pykan leaves its figure: open and current (plt.savefig works after plot); the notebook
     behaviour (shown once) is tested in a real kernel by test_notebook.py."""
-    from kanswap.display import figure_class
+    import pickle
+
+    from kanswap.display import PlotFigure
 
     for draw in (kan.plot, lambda: plot_mlp(mlp), lambda: plot_summary([kan])):
         fig = draw()
-        assert isinstance(fig, figure_class()) and plt.gcf() is fig
+        assert isinstance(fig, PlotFigure) and plt.gcf() is fig
+    assert isinstance(pickle.loads(pickle.dumps(fig)), PlotFigure)  # matplotlib figures pickle; so do these
