@@ -434,11 +434,19 @@ def test_svg_has_no_invisible_elements(tmp_path):
     fig = model.plot()
     faint = [e for e in fig.kanswap_edges if not e["masked"] and e["alpha"] < MIN_ALPHA]
     assert faint, "the test model needs faint edges to mean anything"
-    for name, figure in (("kan.svg", fig), ("summary.svg", plot_summary([model]))):
+    summary = plot_summary([model])
+    for name, figure in (("kan.svg", fig), ("summary.svg", summary)):
         figure.savefig(tmp_path / name)
         svg = (tmp_path / name).read_text()
         opacities = [float(v) for v in re.findall(r"opacity:\s*([0-9.eE+-]+)", svg)]
         assert opacities and min(opacities) >= MIN_ALPHA, name
+    with matplotlib.rc_context({"pdf.compression": 0}):
+        for name, figure in (("kan.pdf", fig), ("summary.pdf", summary)):
+            figure.savefig(tmp_path / name)
+            pdf = (tmp_path / name).read_bytes().decode("latin-1")
+            # an ExtGState sets stroke (CA) and fill (ca) opacity; "/CA 0 /ca 1" is a fill without an outline
+            states = [(float(a), float(b)) for a, b in re.findall(r"/CA ([0-9.]+) /ca ([0-9.]+)", pdf)]
+            assert states and min(max(a, b) for a, b in states) >= MIN_ALPHA, name
 
 
 def test_summary_prints_at_seven_inches_with_one_key(mlp):
