@@ -63,6 +63,7 @@ class VersionStore:
         state = {key: val.detach().clone() for key, val in model.state_dict().items()}
         cache = model.cache_data
         snap = {"config": model.config(), "state_dict": state, "input_id": model.input_id.clone(),
+                "symbolic": [sym.tables() for sym in model.symbolic_fun],
                 "n_inputs": model.n_inputs, "cache_data": cache,
                 "nbytes": sum(_nbytes(v) for v in state.values()) + _nbytes(cache)}
         self._drop(version)
@@ -104,6 +105,8 @@ def _from_snapshot(snap: dict, device):
     np.random.set_state(np_state)
     random.setstate(py_state)
     model.load_state_dict(snap["state_dict"])
+    for sym, tables in zip(model.symbolic_fun, snap["symbolic"], strict=True):
+        sym.set_tables(tables)
     model.auto_save = snap["config"]["auto_save"]
     model.input_id = snap["input_id"].clone()
     model.n_inputs = snap["n_inputs"]

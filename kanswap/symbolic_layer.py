@@ -80,6 +80,17 @@ class SymbolicKANLayer(nn.Module):
                                      "from its name; register it with add_symbolic and fix it by that name")
                 self.set_fun(i, j, str(name))
 
+    _TABLES = ("funs_name", "funs", "funs_sympy", "funs_avoid_singularity")
+
+    def tables(self) -> dict:
+        """The function tables (copies of the lists; the functions themselves are shared)."""
+        return {name: [list(row) for row in getattr(self, name)] for name in self._TABLES}
+
+    def set_tables(self, tables: dict) -> None:
+        """Restore what ``tables()`` returned."""
+        for name in self._TABLES:
+            setattr(self, name, [list(row) for row in tables[name]])
+
     # -- forward --------------------------------------------------------------------------------
     def _groups(self) -> list[tuple[Callable, torch.Tensor, torch.Tensor]]:
         """(function, output ids, input ids) for the edges with a non-zero mask, one per function."""
@@ -137,7 +148,7 @@ class SymbolicKANLayer(nn.Module):
     # -- structure ------------------------------------------------------------------------------
     def _take(self, rows: Sequence[int], cols: Sequence[int]) -> None:
         """Keep (and reorder to) outputs ``rows`` and inputs ``cols`` in the function tables."""
-        for name in ("funs_name", "funs", "funs_sympy", "funs_avoid_singularity"):
+        for name in self._TABLES:
             table = getattr(self, name)
             setattr(self, name, [[table[j][i] for i in cols] for j in rows])
 
@@ -162,7 +173,7 @@ class SymbolicKANLayer(nn.Module):
         with torch.no_grad():
             new.mask.data = self.mask.data[out_id][:, in_id].clone()
             new.affine.data = self.affine.data[out_id][:, in_id].clone()
-        for name in ("funs_name", "funs", "funs_sympy", "funs_avoid_singularity"):
+        for name in self._TABLES:
             table = getattr(self, name)
             setattr(new, name, [[table[j][i] for i in in_id] for j in out_id])
         new.refresh()
