@@ -26,6 +26,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from .threads import threads
+
 __all__ = ["fit_affine", "fit_params", "r2_score"]
 
 # float32's largest value: pykan scores in float32, where a cell whose sums overflow becomes NaN
@@ -284,7 +286,6 @@ def fit_affine(x: torch.Tensor, y: torch.Tensor, funs: Sequence[Callable], a_ran
     if grid_number < 3 or iteration < 1:
         raise ValueError(f"grid_number must be >= 3 and iteration >= 1, got {grid_number}, {iteration}")
     x, y = x.detach().double(), y.detach().double()
-    E = x.shape[0]
     unique: list[Callable] = []
     slot = []  # position of each function in unique (the same object twice is fitted once)
     for fun in funs:
@@ -293,7 +294,15 @@ def fit_affine(x: torch.Tensor, y: torch.Tensor, funs: Sequence[Callable], a_ran
             unique.append(fun)
             ids.append(id(fun))
         slot.append(ids.index(id(fun)))
-    F = len(unique)
+    # One intra-op thread: the search is a few hundred ops on chunks of 2M elements, which two
+    # threads on a busy 2-core machine slowed 15x (5 edges x 10 functions: 15.0 s vs 1.0 s, load 3-4).
+    with threads(1):
+        return _fit_all(x, y, unique, slot, a_range, b_range, grid_number, iteration, nodes, top, polish, exact,
+                        chunk_elems)
+
+
+def _fit_all(x, y, unique, slot, a_range, b_range, grid_number, iteration, nodes, top, polish, exact, chunk_elems):
+    E, F = x.shape[0], len(unique)
     rows = _RowFuns(unique, torch.arange(F).repeat_interleave(E))
     xs, ys = x.repeat(F, 1), y.repeat(F, 1)  # (F E, N), function-major
     ab = _search(rows, xs, ys, a_range, b_range, grid_number, iteration, nodes, top, exact, chunk_elems)
