@@ -75,12 +75,13 @@ def _r2(s_ff: torch.Tensor, s_fy: torch.Tensor, s_yy: torch.Tensor, finite: torc
 def r2_score(fun: Callable, x: torch.Tensor, y: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Exact score of cells (a, b) (E, T) for samples x, y (E, N): (E, T), float64."""
     x, y = x.double(), y.double()
-    f = fun(a.unsqueeze(-1) * x.unsqueeze(1) + b.unsqueeze(-1))  # (E, T, N)
-    finite = torch.isfinite(f).all(-1)
-    f = torch.where(torch.isfinite(f), f, torch.zeros_like(f))
+    f = fun(torch.addcmul(b.unsqueeze(-1), a.unsqueeze(-1), x.unsqueeze(1)))  # (E, T, N)
+    # a non-finite f makes both sums non-finite, which _r2 scores 0 (pykan: NaN -> 0)
     fc = f - f.mean(-1, keepdim=True)
     yc = y - y.mean(-1, keepdim=True)
-    return _r2((fc * fc).sum(-1), (fc * yc.unsqueeze(1)).sum(-1), (yc * yc).sum(-1, keepdim=True), finite)
+    s_fy = torch.bmm(fc, yc.unsqueeze(-1))[..., 0]
+    s_ff = fc.pow_(2).sum(-1)
+    return _r2(s_ff, s_fy, (yc * yc).sum(-1, keepdim=True), torch.isfinite(s_ff) & torch.isfinite(s_fy))
 
 
 def _compress(x: torch.Tensor, y: torch.Tensor, nodes: int, ends: int) -> tuple[torch.Tensor, ...]:
