@@ -24,14 +24,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import sympy
 import torch
 
 from .symbolic_fit import fit_affine
 from .symbolic_lib import lib_entry, resolve_lib
 
 __all__ = ["set_mode", "fix_symbolic", "unfix_symbolic", "unfix_symbolic_all", "suggest_symbolic",
-           "auto_symbolic", "symbolic_formula", "format_table"]
+           "auto_symbolic", "symbolic_formula", "format_table", "ex_round"]
 
 
 def _check_kan(model, what: str) -> None:
@@ -264,7 +263,16 @@ def auto_symbolic(model, a_range=(-10, 10), b_range=(-10, 10), lib=None, verbose
     model.log_history("auto_symbolic")
 
 
-def _number(v) -> sympy.Float:
+def ex_round(expr, n_digit: int):
+    """pykan's ex_round: every float in the sympy expression rounded to ``n_digit`` decimals."""
+    import sympy
+
+    return expr.xreplace({f: sympy.Float(round(float(f), n_digit)) for f in expr.atoms(sympy.Float)})
+
+
+def _number(v):
+    import sympy
+
     return sympy.Float(float(v))
 
 
@@ -273,6 +281,8 @@ def symbolic_formula(model, var=None, normalizer=None, output_normalizer=None):
     input symbols). Inputs are ``x_1..x_n`` unless ``var`` (sympy expressions or names) is given;
     ``normalizer`` = (means, stds) of the inputs and ``output_normalizer`` of the outputs undo a
     normalisation. Sets ``symbolic_acts`` and ``symbolic_acts_premult`` (per layer) as pykan."""
+    import sympy  # imported here: a quarter of a second kanswap's import does not pay
+
     _check_kan(model, "symbolic_formula")
     n_in = model.width_in[0]
     if var is None:
