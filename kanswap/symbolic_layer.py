@@ -17,7 +17,7 @@ that set masks refresh it, and so does ``load_state_dict``; after writing ``mask
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -92,14 +92,15 @@ class SymbolicKANLayer(nn.Module):
             setattr(self, name, [list(row) for row in tables[name]])
 
     # -- forward --------------------------------------------------------------------------------
-    def _groups(self) -> list[tuple[Callable, torch.Tensor, torch.Tensor]]:
-        """(function, output ids, input ids) for the edges with a non-zero mask, one per function."""
-        on = (self.mask.detach() != 0).nonzero().tolist()
-        groups: dict[int, tuple[Callable, list[int], list[int]]] = {}
-        for j, i in on:
+    def _groups(self) -> list[tuple[int, int, torch.Tensor, torch.Tensor]]:
+        """Edges with a non-zero mask, one group per function: (output id, input id) of one edge
+        holding the group's function, then the group's output ids and input ids (n,)."""
+        groups: dict[tuple[int, int], tuple[int, int, list[int], list[int]]] = {}
+        for j, i in (self.mask.detach() != 0).nonzero().tolist():
             key = (id(self.funs[j][i]), id(self.funs_avoid_singularity[j][i]))
-            groups.setdefault(key, (j, i, [], []))[2].append(j)
-            groups[key][3].append(i)
+            group = groups.setdefault(key, (j, i, [], []))
+            group[2].append(j)
+            group[3].append(i)
         dev = self.mask.device
         return [(j0, i0, torch.tensor(js, device=dev), torch.tensor(is_, device=dev))
                 for j0, i0, js, is_ in groups.values()]
