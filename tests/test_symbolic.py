@@ -349,3 +349,27 @@ def test_classic_flow_recovers_the_formula():
     value = sympy.lambdify(variables, formula[0], "numpy")(fresh[:, 0].double().numpy(), fresh[:, 1].double().numpy())
     rmse = np.sqrt(np.mean((value - f(fresh.double())[:, 0].numpy()) ** 2))
     assert rmse < 1e-3
+
+
+def test_formula_follows_masks_and_mult_arity():
+    """The formula equals the forward of an all-symbolic model with a mult node of arity 3 (pykan
+    groups mult inputs as if every arity were 2), and an edge unfixed after a fit drops out of it
+    (pykan keeps its stale affine values)."""
+    torch.manual_seed(0)
+    model = kanswap.KAN(width=[2, [1, 1], 1], mult_arity=3, grid=3, seed=0)
+    names = ["sin", "x^2", "tanh", "exp"]
+    for l in range(2):
+        for i in range(model.width_in[l]):
+            for j in range(model.width_out[l + 1]):
+                name = names[(i + j + l) % 4]
+                model.fix_symbolic(l, i, j, name, fit_params_bool=False, random=True, log_history=False)
+    x = _x(32, 2, seed=12)
+    (expr,), variables = model.symbolic_formula()
+    value = sympy.lambdify(variables, expr, "numpy")(x[:, 0].double().numpy(), x[:, 1].double().numpy())
+    np.testing.assert_allclose(value, model(x).detach()[:, 0].double().numpy(), rtol=1e-5, atol=1e-5)
+    model.unfix_symbolic(1, 0, 0, log_history=False)  # numeric again; its affine values stay
+    (expr2,), _ = model.symbolic_formula()
+    with torch.no_grad():
+        model.act_fun[1].mask.zero_()  # the numeric branch off: what is left is the formula
+    value2 = sympy.lambdify(variables, expr2, "numpy")(x[:, 0].double().numpy(), x[:, 1].double().numpy())
+    np.testing.assert_allclose(value2, model(x).detach()[:, 0].double().numpy(), rtol=1e-5, atol=1e-5)
