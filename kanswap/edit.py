@@ -1,8 +1,8 @@
 """Structural edits of a KAN in place: pykan's remove_edge, remove_node, module, expand_width,
-expand_depth and perturb, on the numeric splines (kanswap has no symbolic branch).
+expand_depth and perturb. remove_edge/remove_node mask both branches (numeric and symbolic);
+expand_width carries the symbolic functions of the kept edges; perturb acts on the numeric masks.
 
-Differences from pykan 0.2.8, each a pykan defect on a model without symbolic functions (which is
-every kanswap model):
+Differences from pykan 0.2.8, each a pykan defect on a model without symbolic functions:
 - ``expand_width`` replaces both adjacent layers by fresh layers with all masks 0, so the model's
   function is lost (its symbolic copies are all '0'); kanswap keeps every existing edge and adds
   the new nodes' edges with mask 0, so the function is unchanged.
