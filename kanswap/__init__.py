@@ -4,7 +4,8 @@
 KAN, MultKAN, KANLayer, KANLinear, MLP, create_dataset, create_dataset_from_data and the modules
 ``torch``, ``nn`` (torch.nn), ``np`` (numpy) and ``plt`` (matplotlib.pyplot); ``from kanswap import MLP``
 replaces pykan's ``from kan.MLP import MLP``. ``from kanswap import majority_dataset`` gives the
-demo's task. Unlike pykan, the star import does not pour sympy's ~900 names into the namespace.
+demo's task. pykan's symbolic names come too (Symbolic_KANLayer, SYMBOLIC_LIB, add_symbolic,
+fit_params, ex_round); unlike pykan, the star import does not pour sympy's ~900 names into the namespace.
 
 ``import kanswap`` itself imports nothing heavy: the names above are loaded on first use (PEP 562),
 so ``kanswap --version`` answers without importing torch. Importing touches no RNG and needs no
@@ -18,7 +19,8 @@ from .model_kinds import register_loader
 __version__ = "0.1.0"
 
 __all__ = ["KAN", "MultKAN", "KANLayer", "KANLinear", "MLP", "create_dataset", "create_dataset_from_data",
-           "torch", "nn", "np", "plt"]
+           "torch", "nn", "np", "plt",
+           "Symbolic_KANLayer", "SYMBOLIC_LIB", "add_symbolic", "fit_params", "ex_round"]
 
 
 def _import_models() -> None:
@@ -39,6 +41,14 @@ def _load(name: str):
         from . import mlp as module
     elif name in ("create_dataset", "create_dataset_from_data", "majority_dataset"):
         from . import data as module  # majority_dataset: exported, but not by ``*`` (pykan's names only)
+    elif name == "ex_round":
+        from . import symbolic as module
+    elif name == "fit_params":
+        from . import symbolic_fit as module
+    elif name == "Symbolic_KANLayer":
+        from . import symbolic_layer as module
+    elif name in ("SYMBOLIC_LIB", "add_symbolic"):
+        from . import symbolic_lib as module
     elif name == "torch":
         import torch
         return torch

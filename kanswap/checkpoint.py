@@ -35,7 +35,8 @@ def save_model(model, path: str) -> None:
             "state_dict": {key: val.detach().cpu() for key, val in model.state_dict().items()},
             "cache_data": cache}
     if kind == "KAN":
-        blob.update(input_id=model.input_id.cpu(), n_inputs=model.n_inputs)
+        blob.update(input_id=model.input_id.cpu(), n_inputs=model.n_inputs,
+                    symbolic_funs_name=[[list(row) for row in sym.funs_name] for sym in model.symbolic_fun])
     torch.save(blob, path)
 
 
@@ -66,6 +67,17 @@ def _from_state(config: dict, state: dict, device, kind: str = "KAN"):
     return model
 
 
+def _set_symbolic_names(model, names, path: str) -> None:
+    """Give each symbolic layer its functions by name (files written before symbolic functions were
+    saved have none: every edge stays '0')."""
+    if names is None:
+        return
+    if len(names) != model.depth:
+        raise ValueError(f"{path!r} names symbolic functions for {len(names)} layers, the model has {model.depth}")
+    for sym, table in zip(model.symbolic_fun, names, strict=True):
+        sym.set_names(table)
+
+
 def load_kind(path: str, kind: str):
     """``load_model(path)`` that must hold a ``kind`` ('KAN' or 'MLP') model: the ``loadckpt`` of each."""
     model = load_model(path)
@@ -92,6 +104,7 @@ def load_model(path: str, device="cpu"):
         if kind == "KAN":
             model.input_id = blob["input_id"]
             model.n_inputs = blob["n_inputs"]
+            _set_symbolic_names(model, blob.get("symbolic_funs_name"), path)
         if blob.get("cache_data") is not None:
             model.cache_data = blob["cache_data"].to(model.device)
         return model
@@ -107,6 +120,8 @@ def load_model(path: str, device="cpu"):
                                             "sb_trainable", "state_id", "ckpt_path", "round") if key in cfg}
         config["base_fun"] = cfg.get("base_fun_name", "silu")
         model = _from_state(config, _safe_load(f"{path}_state"), device)
+        names = [cfg[f"symbolic.funs_name.{l}"] for l in range(model.depth)] if "symbolic.funs_name.0" in cfg else None
+        _set_symbolic_names(model, names, path)
         if os.path.isfile(f"{path}_cache_data"):
             cache = _safe_load(f"{path}_cache_data")
             model.cache_data = cache.to(model.device) if isinstance(cache, torch.Tensor) else None

@@ -1,8 +1,8 @@
 """Structural edits of a KAN in place: pykan's remove_edge, remove_node, module, expand_width,
-expand_depth and perturb, on the numeric splines (kanswap has no symbolic branch).
+expand_depth and perturb. remove_edge/remove_node mask both branches (numeric and symbolic);
+expand_width carries the symbolic functions of the kept edges; perturb acts on the numeric masks.
 
-Differences from pykan 0.2.8, each a pykan defect on a model without symbolic functions (which is
-every kanswap model):
+Differences from pykan 0.2.8, each a pykan defect on a model without symbolic functions:
 - ``expand_width`` replaces both adjacent layers by fresh layers with all masks 0, so the model's
   function is lost (its symbolic copies are all '0'); kanswap keeps every existing edge and adds
   the new nodes' edges with mask 0, so the function is unchanged.
@@ -26,7 +26,7 @@ from torch import nn
 
 from .layer import KANLayer
 from .spline import curve_to_coef, extend_grid
-from .symbolic_layer import SymbolicStub
+from .symbolic_layer import SymbolicKANLayer
 
 __all__ = ["remove_edge", "remove_node", "module", "expand_width", "expand_depth", "perturb"]
 
@@ -45,6 +45,8 @@ def _touched(model) -> None:
     """Masks changed: the recorded statistics and scores no longer describe the model."""
     for layer in model.act_fun:
         layer._feat_cache = None
+    for sym in model.symbolic_fun:
+        sym.refresh()
     model._reset_records()
 
 
@@ -135,12 +137,19 @@ def _grown_layer(old: KANLayer, in_id: list[int] | None, out_id: list[int] | Non
 
 
 def _grown_symbolic(old, rows: list[int], cols: list[int], n_in: int, n_out: int):
-    new = SymbolicStub(n_in, n_out).to(old.mask.device)
+    """A symbolic layer (n_in, n_out) holding old's edges at inputs ``rows`` and outputs ``cols``
+    (masks, affine values, functions); the new edges are '0' with mask 0."""
+    new = SymbolicKANLayer(n_in, n_out, device=old.mask.device)
     r = torch.tensor(rows, dtype=torch.long, device=old.mask.device)
     c = torch.tensor(cols, dtype=torch.long, device=old.mask.device)
     with torch.no_grad():
         new.mask.data[c[:, None], r[None, :]] = old.mask.data
         new.affine.data[c[:, None], r[None, :]] = old.affine.data
+    for jo, jn in enumerate(cols):
+        for io, in_ in enumerate(rows):
+            for name in ("funs_name", "funs", "funs_sympy", "funs_avoid_singularity"):
+                getattr(new, name)[jn][in_] = getattr(old, name)[jo][io]
+    new.refresh()
     return new
 
 
@@ -239,7 +248,7 @@ def expand_depth(model) -> None:
         lo = torch.minimum(lo, out.min(0).values - 0.1 * span)
         hi = torch.maximum(hi, out.max(0).values + 0.1 * span)
     model.act_fun.append(_identity_layer(model, n, lo, hi))
-    model.symbolic_fun.append(SymbolicStub(n, n).to(dev))
+    model.symbolic_fun.append(SymbolicKANLayer(n, n, device=dev))
     like = model._affine("node_bias", L - 1)
     for name, fill in (("node_bias", 0.0), ("node_scale", 1.0), ("subnode_bias", 0.0), ("subnode_scale", 1.0)):
         _set_affine(model, name, L, torch.full((n,), fill), like)

@@ -111,6 +111,8 @@ def initialize_from_another_model(model, parent, x: torch.Tensor):
                 getattr(model.act_fun[l], name).data = getattr(parent.act_fun[l], name).data.clone()
             model.symbolic_fun[l].mask.data = parent.symbolic_fun[l].mask.data.clone()
             model.symbolic_fun[l].affine.data = parent.symbolic_fun[l].affine.data.clone()
+            model.symbolic_fun[l].set_tables(parent.symbolic_fun[l].tables())
+            model.symbolic_fun[l].refresh()
             for name in ("node_bias", "node_scale", "subnode_bias", "subnode_scale"):
                 model._affine(name, l).data = parent._affine(name, l).data.clone()
     model.input_id = parent.input_id.clone()

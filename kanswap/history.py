@@ -66,6 +66,7 @@ class VersionStore:
         cache = model.cache_data
         snap = {"factory": type(model), "config": model.config(), "state_dict": state,
                 "input_id": model.input_id.clone(), "n_inputs": model.n_inputs, "cache_data": cache,
+                "symbolic": [sym.tables() for sym in model.symbolic_fun],
                 "nbytes": sum(_nbytes(v) for v in state.values()) + _nbytes(cache)}
         self._drop(version)
         self.versions[version] = snap
@@ -104,6 +105,8 @@ def _from_snapshot(snap: dict, device):
     np.random.set_state(np_state)
     random.setstate(py_state)
     model.load_state_dict(snap["state_dict"])
+    for sym, tables in zip(model.symbolic_fun, snap["symbolic"], strict=True):
+        sym.set_tables(tables)
     model.auto_save = snap["config"]["auto_save"]
     model.input_id = snap["input_id"].clone()
     model.n_inputs = snap["n_inputs"]

@@ -24,10 +24,9 @@ from .kan_objective import kan_objective
 from .layer import KANLayer, check_input, nan_rows, resolve_base_fun
 from .model_kinds import register_kind
 from .mult_swap import grouped_greedy_perms
-from .records import batch_std, deepcopy_without_records, forward_with_records
-from .records import sample_std as _std
+from .records import batch_std, deepcopy_without_records, forward_with_records, sample_std
 from .regularization import matrix_reg
-from .symbolic_layer import SymbolicStub
+from .symbolic_layer import SymbolicKANLayer
 
 __all__ = ["KAN", "MultKAN", "REG_METRICS"]
 
@@ -150,13 +149,10 @@ class KAN(nn.Module):
                      backend=backend)
             for l in range(depth)
         ])
-        self.symbolic_fun = nn.ModuleList([SymbolicStub(self.width_in[l], self.width_out[l + 1])
+        self.symbolic_fun = nn.ModuleList([SymbolicKANLayer(self.width_in[l], self.width_out[l + 1])
                                            for l in range(depth)])
         self.input_id = torch.arange(self.width_in[0])
         self.n_inputs = self.width_in[0]
-        # Checked when weights arrive rather than in every forward (a host sync, and a graph break
-        # under torch.compile).
-        self.register_load_state_dict_post_hook(lambda module, keys: module._check_symbolic())
         self._reset_records()
         self.cache_data = None
         self.to(self.device)
@@ -258,19 +254,13 @@ class KAN(nn.Module):
         self.edge_actscale = []
         self.acts_scale = []
         self.acts_scale_spline = []
+        self.acts_scale_sum = []
         self.acts_premult = []
         self.node_scores = self.edge_scores = self.subnode_scores = None
         self.node_scores_all = self.edge_scores_all = self.subnode_scores_all = None
         self.node_attribute_scores = None
 
     # -- forward --------------------------------------------------------------------------------
-    def _check_symbolic(self) -> None:
-        for l, sym in enumerate(self.symbolic_fun):
-            if torch.any(sym.mask != 0):
-                raise NotImplementedError(
-                    f"symbolic_fun.{l}.mask has fixed symbolic functions; kanswap does not evaluate "
-                    "symbolic formulas (load a checkpoint without fix_symbolic)")
-
     def forward(self, x: torch.Tensor, singularity_avoiding: bool = False, y_th: float = 10.0) -> torch.Tensor:
         """x (B, n_in) -> (B, n_out). With ``save_act`` it records what attribution, regularisation
         and plots read: inputs per layer (``acts``), subnode and edge stds (from basis moments, no
@@ -282,16 +272,25 @@ class KAN(nn.Module):
         self._reset_records_for_forward()
         self.acts = [x.detach()]
         for l, layer in enumerate(self.act_fun):
+            sym = self.symbolic_fun[l] if self.symbolic_enabled and self.symbolic_fun[l].active else None
             if save:
                 y, edge = layer.output_and_std(x)
                 edge = edge.t()  # (out, in), carries grad for reg
+                norm = sample_std(x).unsqueeze(0) + 0.1  # std(x_i), not detached (as pykan)
+                self.acts_scale_spline.append(edge / norm)  # numeric branch only, as pykan
+                if sym is not None:
+                    # scores see both branches: the std of every edge's whole output (B, out, in)
+                    spost = sym.postacts(x, singularity_avoiding, y_th)
+                    y = y + spost.sum(2)
+                    edge = sample_std(layer.edge_outputs(x)[0].transpose(1, 2) + spost)
                 self.subnode_actscale.append(batch_std(y.detach()))
-                norm = _std(x).unsqueeze(0) + 0.1  # std(x_i), not detached (as pykan)
                 self.edge_actscale.append(edge)
-                self.acts_scale_spline.append(edge / norm)
+                self.acts_scale_sum.append(edge / norm)
                 self.acts_scale.append((edge / norm).detach())
             else:
                 y = layer.output(x)
+                if sym is not None:
+                    y = y + sym.output(x, singularity_avoiding, y_th)
             x = self._to_nodes(l, y, self.acts_premult if save else None)
             self.acts.append(x.detach())
         return nan_rows(self.acts[0], x)
@@ -322,6 +321,7 @@ class KAN(nn.Module):
     def _reset_records_for_forward(self) -> None:
         self.subnode_actscale, self.edge_actscale = [], []
         self.acts_scale, self.acts_scale_spline, self.acts_premult = [], [], []
+        self.acts_scale_sum = []
 
     def get_act(self, x=None) -> None:
         """Run a forward with save_act on, on x (a dict means its train_input) or cache_data."""
@@ -332,13 +332,16 @@ class KAN(nn.Module):
             self.get_act()
 
     def edge_activations(self, l: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Layer l's inputs (B, in) and every edge's output phi (B, out, in) on the cached data,
-        for plots (pykan's acts[l] and spline_postacts[l]). Builds a (B, out, in) tensor."""
+        """Layer l's inputs (B, in) and every edge's output phi (B, out, in), numeric plus symbolic
+        branch, on the cached data, for plots and symbolic fits (pykan's acts[l] and
+        spline_postacts[l]). Builds a (B, out, in) tensor."""
         self._ensure_acts()
         x = self.acts[l]
         with torch.no_grad():
-            phi, _ = self.act_fun[l].edge_outputs(x)
-        return x, phi.permute(0, 2, 1)
+            phi = self.act_fun[l].edge_outputs(x)[0].permute(0, 2, 1)
+            if self.symbolic_enabled and self.symbolic_fun[l].active:
+                phi = phi + self.symbolic_fun[l].postacts(x)
+        return x, phi
 
     # -- attribution ----------------------------------------------------------------------------
     def attribute(self, l: int | None = None, i: int | None = None, out_score=None, plot: bool = True):
@@ -374,9 +377,8 @@ class KAN(nn.Module):
         if reg_metric == "edge_forward_spline_n":
             mats = self.acts_scale_spline
         elif reg_metric == "edge_forward_sum":
-            # pykan detaches acts_scale here (D13); without a symbolic branch the sum equals the
-            # numeric part, so the differentiable acts_scale_spline gives the value and a gradient.
-            mats = self.acts_scale_spline
+            # pykan's acts_scale (numeric + symbolic), which pykan detaches (D13): here with a gradient
+            mats = self.acts_scale_sum
         elif reg_metric == "edge_forward_spline_u":
             mats = self.edge_actscale
         elif reg_metric == "edge_backward":
@@ -423,7 +425,10 @@ class KAN(nn.Module):
 
     def _layer_forward(self, l: int, x: torch.Tensor) -> torch.Tensor:
         """One layer with its subnode/mult/node stages, no records."""
-        return self._to_nodes(l, self.act_fun[l].output(x))
+        y = self.act_fun[l].output(x)
+        if self.symbolic_enabled and self.symbolic_fun[l].active:
+            y = y + self.symbolic_fun[l].output(x)
+        return self._to_nodes(l, y)
 
     # -- training -------------------------------------------------------------------------------
     def fit(self, dataset: dict, opt: str = "LBFGS", steps: int = 100, log: int = 1, lamb: float = 0.0,
@@ -444,7 +449,6 @@ class KAN(nn.Module):
             raise ValueError(f"unknown reg_metric {reg_metric!r}; use one of {list(REG_METRICS)}")
         if grid_update_num < 1:
             raise ValueError(f"grid_update_num must be >= 1, got {grid_update_num}")
-        self._check_symbolic()
         freq = max(1, int(stop_grid_update_step / grid_update_num))
 
         def grid_update(step: int, x: torch.Tensor) -> bool:
@@ -537,7 +541,7 @@ class KAN(nn.Module):
             records = getattr(self, name)
             if records:
                 records[l - 1] = records[l - 1][..., sub_perm]
-        for name in ("edge_actscale", "acts_scale", "acts_scale_spline"):
+        for name in ("edge_actscale", "acts_scale", "acts_scale_spline", "acts_scale_sum"):
             records = getattr(self, name)
             if records:
                 records[l - 1] = records[l - 1][sub_perm]
@@ -853,12 +857,13 @@ class KAN(nn.Module):
         return self.parameters()
 
     def disable_symbolic_in_fit(self, lamb: float) -> tuple[bool, bool]:
-        """pykan's fit helper: save_act off when lamb == 0, symbolic off (kanswap has none); returns
-        the old (save_act, symbolic_enabled) to restore."""
+        """pykan's fit helper: save_act off when lamb == 0, the symbolic branch off when no symbolic
+        function is fixed; returns the old (save_act, symbolic_enabled) to restore."""
         old = (self.save_act, self.symbolic_enabled)
         if lamb == 0.0:
             self.save_act = False
-        self.symbolic_enabled = False
+        if not any(sym.active for sym in self.symbolic_fun):
+            self.symbolic_enabled = False
         return old
 
     def feature_interaction(self, l: int, neuron_th: float = 1e-2, feature_th: float = 1e-2) -> dict:
@@ -891,58 +896,67 @@ class KAN(nn.Module):
 
         return get_coordinate(n, self.device)
 
-    def _symbolic(self, name: str):
-        raise NotImplementedError(
-            f"{name}: kanswap does not do symbolic regression. Fit numerically, inspect edges with "
-            "get_fun(l, i, j) / plot(), and fit formulas to those samples yourself, or run pykan's "
-            "KAN (load this model's state_dict into it) for the symbolic steps")
+    # -- symbolic regression (kanswap/symbolic.py) ------------------------------------------------
+    def set_mode(self, l: int, i: int, j: int, mode: str, mask_n: float | None = None) -> None:
+        """pykan's ``set_mode``: edge (l, i, j) numeric (``mode="n"``), symbolic (``"s"``), both
+        (``"ns"``/``"sn"``) or neither; ``mask_n`` overrides the numeric mask value."""
+        from .symbolic import set_mode
 
-    def fix_symbolic(self, *args, **kwargs):
-        """pykan's ``fix_symbolic``. Not available in this version: raises NotImplementedError
-        saying how to get formulas (fit numerically and read edges with ``get_fun``, or load the
-        state_dict into pykan's KAN)."""
-        self._symbolic("fix_symbolic")
+        set_mode(self, l, i, j, mode, mask_n)
 
-    def unfix_symbolic(self, *args, **kwargs):
-        """pykan's ``unfix_symbolic``. Not available in this version: raises NotImplementedError
-        saying how to get formulas (fit numerically and read edges with ``get_fun``, or load the
-        state_dict into pykan's KAN)."""
-        self._symbolic("unfix_symbolic")
+    def fix_symbolic(self, l: int, i: int, j: int, fun_name, fit_params_bool: bool = True, a_range=(-10, 10),
+                     b_range=(-10, 10), verbose: bool = True, random: bool = False, log_history: bool = True):
+        """pykan's ``fix_symbolic``: edge (l, i, j) becomes ``c * f(a * x + b) + d`` with ``f`` a library
+        name (or a callable); with ``fit_params_bool`` (a, b, c, d) are fitted to the edge's recorded
+        activations (batched search over ``a_range`` x ``b_range``), and the fit's r² is returned
+        (None without fitting). The numeric branch of the edge is switched off."""
+        from .symbolic import fix_symbolic
 
-    def unfix_symbolic_all(self, *args, **kwargs):
-        """pykan's ``unfix_symbolic_all``. Not available in this version: raises NotImplementedError
-        saying how to get formulas (fit numerically and read edges with ``get_fun``, or load the
-        state_dict into pykan's KAN)."""
-        self._symbolic("unfix_symbolic_all")
+        return fix_symbolic(self, l, i, j, fun_name, fit_params_bool, a_range, b_range, verbose, random, log_history)
 
-    def set_mode(self, *args, **kwargs):
-        """pykan's ``set_mode``. Not available in this version: raises NotImplementedError
-        saying how to get formulas (fit numerically and read edges with ``get_fun``, or load the
-        state_dict into pykan's KAN)."""
-        self._symbolic("set_mode")
+    def unfix_symbolic(self, l: int, i: int, j: int, log_history: bool = True) -> None:
+        """pykan's ``unfix_symbolic``: edge (l, i, j) back to its numeric spline."""
+        from .symbolic import unfix_symbolic
 
-    def suggest_symbolic(self, *args, **kwargs):
-        """pykan's ``suggest_symbolic``. Not available in this version: raises NotImplementedError
-        saying how to get formulas (fit numerically and read edges with ``get_fun``, or load the
-        state_dict into pykan's KAN)."""
-        self._symbolic("suggest_symbolic")
+        unfix_symbolic(self, l, i, j, log_history)
 
-    def auto_symbolic(self, *args, **kwargs):
-        """pykan's ``auto_symbolic``. Not available in this version: raises NotImplementedError
-        saying how to get formulas (fit numerically and read edges with ``get_fun``, or load the
-        state_dict into pykan's KAN)."""
-        self._symbolic("auto_symbolic")
+    def unfix_symbolic_all(self, log_history: bool = True) -> None:
+        """pykan's ``unfix_symbolic_all``: every edge back to its numeric spline."""
+        from .symbolic import unfix_symbolic_all
 
-    def symbolic_formula(self, *args, **kwargs):
-        """pykan's ``symbolic_formula``. Not available in this version: raises NotImplementedError
-        saying how to get formulas (fit numerically and read edges with ``get_fun``, or load the
-        state_dict into pykan's KAN)."""
-        self._symbolic("symbolic_formula")
+        unfix_symbolic_all(self, log_history)
+
+    def suggest_symbolic(self, l: int, i: int, j: int, a_range=(-10, 10), b_range=(-10, 10), lib=None, topk: int = 5,
+                         verbose: bool = True, r2_loss_fun=None, c_loss_fun=None, weight_simple: float = 0.8):
+        """pykan's ``suggest_symbolic``: fits every library function (or ``lib``) to edge (l, i, j) at once
+        and returns (best name, its function, r², complexity), printing the ``topk`` table pykan prints.
+        Unlike pykan, the model is left unchanged."""
+        from .symbolic import suggest_symbolic
+
+        return suggest_symbolic(self, l, i, j, a_range, b_range, lib, topk, verbose, r2_loss_fun, c_loss_fun,
+                                weight_simple)
+
+    def auto_symbolic(self, a_range=(-10, 10), b_range=(-10, 10), lib=None, verbose: int = 1,
+                      weight_simple: float = 0.8, r2_threshold: float = 0.0) -> None:
+        """pykan's ``auto_symbolic``: for every numeric edge picks the library function with the best
+        score (r² against complexity, ``weight_simple``) in one batched fit of all (edge, function)
+        pairs, and fixes it where its r² is at least ``r2_threshold``."""
+        from .symbolic import auto_symbolic
+
+        auto_symbolic(self, a_range, b_range, lib, verbose, weight_simple, r2_threshold)
+
+    def symbolic_formula(self, var=None, normalizer=None, output_normalizer=None):
+        """pykan's ``symbolic_formula``: the model as sympy expressions, a list of one per output, and
+        the input variables (x_1..x_n, or ``var``)."""
+        from .symbolic import symbolic_formula
+
+        return symbolic_formula(self, var, normalizer, output_normalizer)
 
 
 MultKAN = KAN
 
 # What forward/attribute record on the model; reset together, never deep-copied.
-_RECORD_KEYS = ("acts", "subnode_actscale", "edge_actscale", "acts_scale", "acts_scale_spline", "acts_premult",
+_RECORD_KEYS = ("acts", "subnode_actscale", "edge_actscale", "acts_scale", "acts_scale_spline", "acts_scale_sum",
+                "acts_premult",
                 "node_scores", "edge_scores", "subnode_scores", "node_scores_all", "edge_scores_all",
                 "subnode_scores_all", "node_attribute_scores")

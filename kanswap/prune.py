@@ -37,9 +37,14 @@ def _edge_means(layer, x: torch.Tensor) -> torch.Tensor:
 
 
 def _fold(model, l: int, x: torch.Tensor, removed: torch.Tensor) -> None:
-    """Add the mean over x (layer l's inputs) of the layer's edges flagged in ``removed`` (in, out)
-    to the biases of the subnodes they feed."""
-    means = _edge_means(model.act_fun[l], x) * removed
+    """Add the mean over x (layer l's inputs) of the layer's edges flagged in ``removed`` (in, out),
+    numeric and symbolic branch, to the biases of the subnodes they feed."""
+    means = _edge_means(model.act_fun[l], x)
+    sym = model.symbolic_fun[l]
+    if model.symbolic_enabled and sym.active:
+        with torch.no_grad():
+            means = means + sym.postacts(x).mean(0).t().to(means.dtype)
+    means = means * removed
     with torch.no_grad():
         bias = model._affine("subnode_bias", l)
         bias.add_(model._affine("subnode_scale", l) * means.sum(0))

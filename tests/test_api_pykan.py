@@ -1,7 +1,7 @@
 """pykan 0.2.8's remaining numeric API on kanswap.KAN, against pykan on the same state_dict:
 get_fun, get_range, evaluate, speed, get_params, feature_interaction, score2alpha,
-get_coordinate, remove_edge, remove_node, module, expand_width, expand_depth, perturb, and the
-symbolic methods' NotImplementedError."""
+get_coordinate, remove_edge, remove_node, module, expand_width, expand_depth, perturb (the symbolic
+methods are tested in tests/test_symbolic*.py)."""
 
 import copy
 
@@ -196,11 +196,3 @@ def test_perturb_non_intrusive_keeps_function(pair):
     assert _rel(ref(x), y) > 0.5
     with pytest.raises(ValueError, match="mode"):
         ours.perturb(mode="bold")
-
-
-@pytest.mark.parametrize("name", ["fix_symbolic", "auto_symbolic", "suggest_symbolic", "symbolic_formula",
-                                  "unfix_symbolic", "set_mode"])
-def test_symbolic_methods_say_not_implemented(name):
-    model = kanswap.KAN(width=[2, 1], seed=0)
-    with pytest.raises(NotImplementedError, match="symbolic regression.*get_fun"):
-        getattr(model, name)(0, 0, 0, "x")

@@ -201,12 +201,26 @@ def test_width_one_and_dead_neurons():
     torch.testing.assert_close(model(x).detach(), before, atol=1e-6, rtol=0)
 
 
-def test_symbolic_checkpoint_refused_D5():
-    model = KAN(width=[2, 3, 1], seed=0)
+def test_swap_moves_symbolic_functions_D5():
+    """Deliberate change: symbolic functions are evaluated now, so a state_dict with a non-zero
+    symbolic mask loads (it was refused while kanswap had no symbolic branch). pykan's swap leaves
+    ``funs`` behind (D5); here a permutation of a hidden layer with fixed symbolic edges on both
+    sides keeps the function."""
+    torch.manual_seed(0)
+    model = KAN(width=[2, 3, 2], seed=0, noise_scale=0.5)
     state = model.state_dict()
     state["symbolic_fun.0.mask"][0, 0] = 1.0
-    with pytest.raises(NotImplementedError, match="symbolic"):
-        KAN(width=[2, 3, 1], seed=0).load_state_dict(state)
+    KAN(width=[2, 3, 2], seed=0).load_state_dict(state)  # loads
+    x = torch.rand(64, 2) * 2 - 1
+    model(x)
+    model.fix_symbolic(0, 0, 1, "sin", fit_params_bool=False, log_history=False)
+    model.fix_symbolic(0, 1, 2, "exp", fit_params_bool=False, log_history=False)
+    model.fix_symbolic(1, 1, 0, "x^2", fit_params_bool=False, log_history=False)
+    model.fix_symbolic(1, 2, 1, "tanh", fit_params_bool=False, log_history=False)
+    before = model(x).detach()
+    model.permute_layer(1, [2, 0, 1])
+    assert model.symbolic_fun[0].funs_name[0][1] == "exp" and model.symbolic_fun[1].funs_name[1][0] == "tanh"
+    torch.testing.assert_close(model(x).detach(), before, atol=1e-6, rtol=0)
 
 
 def test_prune_edge_on_fresh_model_D9():
