@@ -17,7 +17,9 @@ import torch
 from torch import nn
 
 from .device import resolve_device
-from .functional import BASE_FUNS, basis_features, basis_moments, edge_std, feature_moments, fold_weight
+from .functional import BASE_FUNS, basis_moments, edge_std, feature_moments, fold_weight
+from .functional import basis_features as reference_features
+from .kernels.bspline_cpu import basis_features
 from .spline import coef_to_curve, curve_to_coef, grid_from_samples, uniform_grid
 
 __all__ = ["KANLayer", "KANLinear", "LAYER_BACKENDS", "resolve_base_fun", "check_input", "nan_rows"]
@@ -165,7 +167,7 @@ class KANLayer(nn.Module):
         check_input(x, self.in_dim, self.coef)
         backend = backend or self.backend
         if _use_reference(x, backend):
-            return self._reference(x, self.weight(), with_std=False)[0]
+            return self._reference(x, self.weight(), with_std=False, compiled=backend == "auto")[0]
         return self._kernel(x, self.weight(), backend)
 
     def _kernel(self, x: torch.Tensor, weight: torch.Tensor, backend: str) -> torch.Tensor:
@@ -173,24 +175,28 @@ class KANLayer(nn.Module):
 
         return kan_linear(x, self.grid, weight, self.k, self.base_fun, backend=backend)
 
-    def _features(self, x: torch.Tensor) -> torch.Tensor:
+    def _features(self, x: torch.Tensor, compiled: bool = True) -> torch.Tensor:
         """basis_features(x), reused while x and the grid are unchanged and x needs no gradient.
+        ``compiled``: on CPU the compiled one-pass kernel builds them where it applies
+        (kernels/bspline_cpu.py); False (backend 'reference') keeps kanswap.functional's PyTorch path.
 
         A first layer sees the same batch in every closure call of an L-BFGS step (~21 calls on
         the reference fit), so its basis is computed once per step instead of each call.
         """
+        features = basis_features if compiled else reference_features
         if x.requires_grad:
-            return basis_features(x, self.grid, self.k, self.base_fun)
-        key = (x.data_ptr(), x._version, tuple(x.shape), x.stride(), self.grid.data_ptr(), self.grid._version)
+            return features(x, self.grid, self.k, self.base_fun)
+        key = (x.data_ptr(), x._version, tuple(x.shape), x.stride(), self.grid.data_ptr(), self.grid._version,
+               compiled)
         cache = self.__dict__.get("_feat_cache")
         if cache is not None and cache[0] is x and cache[1] == key:
             return cache[2]
-        feats = basis_features(x, self.grid, self.k, self.base_fun)
+        feats = features(x, self.grid, self.k, self.base_fun)
         self._feat_cache = [x, key, feats, None]  # the last slot: their covariance, once asked for
         return feats
 
-    def _reference(self, x: torch.Tensor, weight: torch.Tensor, with_std: bool):
-        feats = self._features(x)
+    def _reference(self, x: torch.Tensor, weight: torch.Tensor, with_std: bool, compiled: bool = True):
+        feats = self._features(x, compiled)
         y = feats.flatten(1) @ weight.reshape(-1, self.out_dim)
         if not with_std:
             return y, None
@@ -211,7 +217,7 @@ class KANLayer(nn.Module):
         check_input(x, self.in_dim, self.coef)
         weight = self.weight()
         if _use_reference(x, self.backend):
-            return self._reference(x, weight, with_std=True)
+            return self._reference(x, weight, with_std=True, compiled=self.backend == "auto")
         return self._kernel(x, weight, self.backend), self.edge_std(x, weight)
 
     def edge_std(self, x: torch.Tensor, weight: torch.Tensor | None = None) -> torch.Tensor:
