@@ -10,18 +10,19 @@ recursion on updated and repeated-knot grids (5e-14 there).
 """
 
 import os
+import warnings
 
 import pytest
 import torch
 from kanswap.kernels import bspline_cpu as cpu
-from kanswap.kernels.cpu_library import cpu_library
+from kanswap.kernels.cpu_library import cpu_library, cpu_library_built
 
 from kanswap import KANLayer, KANLinear
 from kanswap import functional as ref
 from kanswap.spline import bspline_dense, extend_grid, grid_from_samples, uniform_grid
 
 D = torch.float64
-BUILT = cpu_library("bspline_cpu") is not None
+BUILT = cpu_library_built("bspline_cpu")
 needs_lib = pytest.mark.skipif(not BUILT, reason="compiled CPU kernels not built (no C compiler at install)")
 
 TOL = {torch.float64: {"feats": 6e-15, "grad": 4e-15}, torch.float32: {"feats": 3e-6, "grad": 1.5e-6}}
@@ -32,6 +33,17 @@ def test_library_is_built_in_ci():
     if os.environ.get("CI", "").lower() != "true":
         pytest.skip("only enforced when CI=true")
     assert BUILT, "kernels/bspline_cpu.c was not built into kanswap.kernels._bspline_cpu"
+
+
+def test_missing_library_warns_once_and_is_none(monkeypatch):
+    monkeypatch.delenv("KANSWAP_CPU_KERNELS", raising=False)
+    with pytest.warns(RuntimeWarning, match="_no_such_kernel_cpu are not built"):
+        assert cpu_library("no_such_kernel_cpu") is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert cpu_library("no_such_kernel_cpu") is None
+    monkeypatch.setenv("KANSWAP_CPU_KERNELS", "0")
+    assert cpu_library("bspline_cpu") is None
 
 
 @pytest.fixture(params=["compiled", "fallback"])
