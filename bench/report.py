@@ -31,7 +31,8 @@ import sys
 
 OTHERS = ["pykan", "flashkan", "inkan", "nn.Linear"]
 RATIOS = [("pykan", "pykan / kanswap"), ("flashkan", "flashkan / kanswap"), ("inkan", "inkan / kanswap")]
-NOTE_KEYS = ["train_loss", "train_acc", "test_acc", "cost_before", "cost_after"]
+NOTE_KEYS = ["train_loss", "train_acc", "test_acc", "cost_before", "cost_after", "cpu_kernels", "import_build_s",
+             "first_call_s", "warm_call_s"]
 
 
 def fmt_time(seconds: float | None) -> str:
