@@ -33,6 +33,12 @@ What runs:
 * ``nn.Linear``: ``nn.Linear(in*(G+k+1), out)`` on a precomputed (batch, in*(G+k+1)) input: the
   one GEMM every implementation has to do, as a lower bound.
 
+``test_layer_interleaved``: kanswap (compiled, PyTorch path, updated grid), flashkan, inkan and
+nn.Linear called in turn, round after round, in one test (``--benchmark-min-rounds`` x 4 rounds, the
+order rotating each round), so that a machine whose load changes over seconds slows them alike;
+``extra_info["interleaved"]`` holds each one's median and the report prints them with their ratios.
+pykan (seconds a call at the larger shapes) is left to ``test_layer``.
+
 ``test_cold_first_call``: a fresh Python process (empty torch.compile cache in a temporary folder)
 imports the library, builds a (4096, 64, 64) layer and times its first and second forward+backward;
 the benchmark's time is that whole process, ``extra_info`` holds ``first_call_s`` and ``warm_call_s``
@@ -50,9 +56,11 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 import pytest
 import torch
@@ -160,6 +168,53 @@ def test_layer(benchmark, measure, bench_rounds, impl, variant, shape, mode):
         assert y.shape == (batch, n_out) and torch.isfinite(y).all()
     else:
         assert x.grad is not None and x.grad.shape == x.shape
+
+
+INTERLEAVED = [
+    ("kanswap", "KANLinear"),
+    ("kanswap", "KANLinear PyTorch path"),
+    ("kanswap", "KANLinear updated grid"),
+    ("flashkan", "KANLayer"),
+    ("inkan", "KANLayer"),
+    ("nn.Linear", "GEMM lower bound"),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_layer_interleaved(benchmark, bench_rounds, shape, mode):
+    batch, n_in, n_out = shape
+    benchmark.group = f"layer interleaved {mode} {batch}x{n_in}x{n_out}"
+    benchmark.extra_info.update(impl="kanswap", variant="interleaved", ref=True, shape=list(shape), mode=mode)
+    fns = {}
+    for impl, variant in INTERLEAVED:
+        mod, call = _build(impl, variant, n_in, n_out)
+        xs = _inputs(impl, batch, n_in, mode)
+        if mode == "fwd":
+            cycle = itertools.cycle(xs)
+
+            def fn(call=call, cycle=cycle):
+                with torch.no_grad():
+                    call(next(cycle))
+        else:
+            def fn(call=call, mod=mod, x=xs[0]):
+                x.grad = None
+                mod.zero_grad(set_to_none=True)
+                call(x).sum().backward()
+        fn()  # warm-up: torch.compile (flashkan, inkan), first-touch allocations
+        fns[f"{impl} {variant}"] = fn
+    times = {name: [] for name in fns}
+    names = list(fns)
+
+    def run():
+        for r in range(4 * bench_rounds):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                t = time.perf_counter()
+                fns[name]()
+                times[name].append(time.perf_counter() - t)
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info["interleaved"] = {name: statistics.median(v) for name, v in times.items()}
 
 
 # A fresh process: import, build a layer, time its first and second forward+backward (1 thread).
