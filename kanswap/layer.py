@@ -73,10 +73,15 @@ def nan_rows(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
     Left to torch, +inf through silu stays inf and -inf becomes NaN, and a second layer mixes
     +-inf into NaN: one rule for every depth is simpler to state and to rely on."""
+    x = x.detach()
+    if x.device.type == "cpu" and not torch.compiler.is_compiling() and math.isfinite(x.sum().item()):
+        # A finite total means no NaN or inf anywhere (an overflowing total only takes the exact
+        # path below): one reduction, 4 µs at (512, 9) where the rows' test took 25-37 µs.
+        return y
     # x * 0 is NaN exactly where x is NaN or +-inf, and a row sum of zeros is never NaN: one multiply
     # and one row sum, where isfinite(x).all(1) took 4.5x as long at (4096, 64) (0.33 against 1.5 ms,
     # one thread), as much as the compiled basis itself.
-    bad = x.detach().mul(0).sum(dim=1, keepdim=True).isnan()
+    bad = x.mul(0).sum(dim=1, keepdim=True).isnan()
     return y.masked_fill(bad, float("nan"))
 
 

@@ -19,6 +19,7 @@ from kanswap.kernels.cpu_library import cpu_library, cpu_library_built
 
 from kanswap import KANLayer, KANLinear
 from kanswap import functional as ref
+from kanswap.layer import nan_rows
 from kanswap.spline import bspline_dense, extend_grid, grid_from_samples, uniform_grid
 
 D = torch.float64
@@ -272,3 +273,16 @@ def test_layer_keeps_features_of_a_repeated_input(cpu_path):
         torch.testing.assert_close(layer.output(x), y_ref, rtol=1e-14, atol=0)
     cache = layer.__dict__.get("_feat_cache")
     assert cache is not None and cache[0] is x1
+
+
+def test_nan_rows_marks_exactly_the_rows_with_nan_or_inf():
+    """Both of nan_rows' routes: an all-finite input (one total, y returned as is), and rows of NaN,
+    +inf, -inf, or finite values whose total overflows (3e38 * 9: not marked)."""
+    x = torch.rand(6, 9)
+    y = torch.randn(6, 4)
+    assert nan_rows(x, y) is y
+    x[1, 2], x[3, 0], x[4, 8] = float("nan"), float("inf"), -float("inf")
+    x[5] = 3e38
+    out = nan_rows(x, y)
+    assert out[[1, 3, 4]].isnan().all()
+    assert torch.equal(out[[0, 2, 5]], y[[0, 2, 5]])
