@@ -19,7 +19,7 @@ from torch import nn
 from .device import resolve_device
 from .functional import BASE_FUNS, basis_moments, edge_std, feature_moments, fold_weight
 from .functional import basis_features as reference_features
-from .kernels.bspline_cpu import basis_features, compiled_path, kan_linear
+from .kernels.bspline_cpu import basis_features, compiled_kan_linear
 from .spline import coef_to_curve, curve_to_coef, grid_from_samples, uniform_grid
 
 __all__ = ["KANLayer", "KANLinear", "LAYER_BACKENDS", "resolve_base_fun", "check_input", "nan_rows"]
@@ -216,11 +216,12 @@ class KANLayer(nn.Module):
         return seen == key
 
     def _reference(self, x: torch.Tensor, weight: torch.Tensor, with_std: bool, compiled: bool = True):
-        if (compiled and not with_std and compiled_path(x, self.grid, self.k, self.base_fun)
-                and not self._repeated_input(x)):
+        if compiled and not with_std and not self._repeated_input(x):
             # Features built block by block and never kept whole: a materialised A is fresh memory
             # on every call, whose page faults tripled the basis time (kernels/bspline_cpu.py).
-            return kan_linear(x, self.grid, weight, self.k, self.base_fun), None
+            y = compiled_kan_linear(x, self.grid, weight, self.k, self.base_fun)
+            if y is not None:
+                return y, None
         feats = self._features(x, compiled)
         y = feats.flatten(1) @ weight.reshape(-1, self.out_dim)
         if not with_std:

@@ -37,6 +37,7 @@ __all__ = [
     "kan_linear_bwd",
     "basis_features",
     "kan_linear",
+    "compiled_kan_linear",
     "compiled_path",
 ]
 
@@ -249,16 +250,23 @@ class CPUKANLinear(torch.autograd.Function):
         return dx, None, dw, None, None, None
 
 
+def compiled_kan_linear(x: torch.Tensor, grid: torch.Tensor, weight: torch.Tensor, k: int,
+                        base_fun: str | Callable = "silu") -> torch.Tensor | None:
+    """``kan_linear`` on the blocked compiled path, or None where that path does not apply."""
+    if compiled_path(x, grid, k, base_fun) and weight.dtype == x.dtype and weight.device == x.device:
+        info = _tables(grid, k)
+        if info is not None:
+            return CPUKANLinear.apply(x, grid, weight, k, base_fun, info)
+    return None
+
+
 def kan_linear(x: torch.Tensor, grid: torch.Tensor, weight: torch.Tensor, k: int,
                base_fun: str | Callable = "silu") -> torch.Tensor:
     """KAN layer y = A(x) @ W: x (B, in), grid (in, G+2k+1), weight (in, G+k+1, out) -> y (B, out),
     differentiable in x and weight: the blocked compiled path where it applies, else
     ``kanswap.functional.kan_linear_reference``."""
-    if compiled_path(x, grid, k, base_fun) and weight.dtype == x.dtype and weight.device == x.device:
-        info = _tables(grid, k)
-        if info is not None:
-            return CPUKANLinear.apply(x, grid, weight, k, base_fun, info)
-    return _ref.kan_linear_reference(x, grid, weight, k, base_fun)
+    y = compiled_kan_linear(x, grid, weight, k, base_fun)
+    return _ref.kan_linear_reference(x, grid, weight, k, base_fun) if y is None else y
 
 
 def basis_features(x: torch.Tensor, grid: torch.Tensor, k: int, base_fun: str | Callable = "silu") -> torch.Tensor:
