@@ -110,6 +110,7 @@ def test_features_and_backward_equal_reference(B, n, G, k, kind, dtype, base_fun
     want = ref.basis_features(xb, grid, k, base_fun)
     assert got.shape == want.shape == (B, n, G + k + 1)
     assert _rel(got.detach(), want.detach()) <= TOL[dtype]["feats"]
+    assert (got.detach()[..., 1:] >= 0).all()  # B-splines are never negative, rounding included
     ga = torch.randn(got.shape, generator=gen, dtype=D).to(dtype)
     (gx,) = torch.autograd.grad(got, xa, ga)
     (gx_ref,) = torch.autograd.grad(want, xb, ga)
