@@ -202,7 +202,7 @@ def kan_linear_bwd(dy: torch.Tensor, x: torch.Tensor, info: _GridInfo, weight: t
     width, n_out = weight.shape[1], weight.shape[2]
     w2 = weight.reshape(n * width, n_out)
     dx = torch.empty_like(x) if need_dx else None
-    dw = torch.zeros(n * width, n_out, dtype=x.dtype) if need_dw else None
+    dw = (torch.empty if B else torch.zeros)(n * width, n_out, dtype=x.dtype) if need_dw else None
     dbase = _ref.BASE_FUNS[base_fun][1](x) if need_dx else None
     base = _ref.BASE_FUNS[base_fun][0](x) if need_dw else None
     rows = _block_rows(n, width, x.element_size())
@@ -214,7 +214,9 @@ def kan_linear_bwd(dy: torch.Tensor, x: torch.Tensor, info: _GridInfo, weight: t
         m = (e - s) * n * width
         if need_dw:
             feats = basis_features_fwd(x[s:e], info, base_fun, base[s:e], fbuf[:m].view(e - s, n, width))
-            dw.addmm_(feats.view(e - s, n * width).t(), dy[s:e])
+            a_t = feats.view(e - s, n * width).t()
+            # the first block writes dW, the others add to it in block order (deterministic)
+            torch.mm(a_t, dy[s:e], out=dw) if s == 0 else dw.addmm_(a_t, dy[s:e])
         if need_dx:
             ga = torch.mm(dy[s:e], w2.t(), out=gbuf[:m].view(e - s, n * width))
             basis_features_bwd(x[s:e], ga.view(e - s, n, width), info, base_fun, dbase[s:e], dx[s:e])

@@ -249,6 +249,17 @@ def test_blocked_layer_equals_reference(block_bytes, need, kind, monkeypatch):
 
 
 @needs_lib
+def test_blocked_layer_on_an_empty_batch():
+    grid = uniform_grid(3, 5, 3, dtype=D)
+    x = torch.empty(0, 3, dtype=D, requires_grad=True)
+    w = torch.randn(3, 9, 2, dtype=D, requires_grad=True)
+    y = cpu.kan_linear(x, grid, w, 3)
+    assert y.shape == (0, 2)
+    gx, gw = torch.autograd.grad(y.sum(), (x, w))
+    assert gx.shape == (0, 3) and torch.equal(gw, torch.zeros_like(w))
+
+
+@needs_lib
 def test_blocked_layer_double_backward_equals_reference():
     gen = torch.Generator().manual_seed(12)
     grid = uniform_grid(4, 5, 3, dtype=D)
