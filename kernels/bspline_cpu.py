@@ -6,10 +6,14 @@ B_K(x_i)] with ~15 eager PyTorch passes over the points; the C kernels here visi
 in the backward, gather dA at those k + 1 columns. The GEMM y = A @ W stays in torch (BLAS).
 
 - ``basis_features_fwd`` / ``basis_features_bwd``: the launchers (float32 and float64, C-contiguous);
-- ``CPUBasisFeatures``: the autograd Function (backward to x by the C kernel; under
-  ``create_graph`` the backward is the reference's torch ops, so double backward works as before);
-- ``basis_features``: the dispatcher. The compiled path runs for CPU float32/float64 tensors with a
-  named base function on tabled grids (k = 1..3, uniform or updated) when the library is built and
+- ``kan_linear_fwd`` / ``kan_linear_bwd``: the layer y = A(x) @ W block by block of rows: a block's
+  features go to a reused scratch buffer and straight into the GEMM, and the backward recomputes
+  them (dW) and gathers dA (dx); A is never kept whole;
+- ``CPUBasisFeatures`` (features) and ``CPUKANLinear`` (the layer): the autograd Functions; under
+  ``create_graph`` their backward is the reference's torch ops, so double backward works as before;
+- ``basis_features``, ``kan_linear`` (``compiled_kan_linear``: the same, or None where the compiled
+  path does not apply): the dispatchers. The compiled path runs for CPU float32/float64 tensors with
+  a named base function on tabled grids (k = 1..3, uniform or updated) when the library is built and
   ``KANSWAP_CPU_KERNELS`` is not ``0``; everything else (traced or ``torch.compile``d code, other
   dtypes, a callable base function, k = 0 or k > 3) takes the PyTorch reference, which stays the
   oracle.
