@@ -136,8 +136,9 @@ class KANLayer(nn.Module):
         on ``grid_range``, ``coef`` (in_dim, out_dim, num + k) fitted to uniform noise of amplitude
         ``noise_scale`` / num, ``scale_base`` (in_dim, out_dim) = (scale_base_mu + scale_base_sigma
         U(-1, 1)) / sqrt(in_dim), ``scale_sp`` / sqrt(in_dim), ``mask`` (in_dim, out_dim) of ones
-        (random sparse with ``sparse_init``). ``backend`` 'auto' uses the fused Triton kernel on CUDA with triton, else
-        the reference path. ``generator``: draw the initialisation from it instead of torch's global
+        (random sparse with ``sparse_init``). ``backend`` 'auto' uses the fused Triton kernel on CUDA
+        with triton, the compiled CPU kernels on CPU where they are built (kernels/bspline_cpu.py),
+        else the PyTorch reference path; 'reference' always takes the PyTorch path. ``generator``: draw the initialisation from it instead of torch's global
         RNG (pykan has no such argument)."""
         super().__init__()
         for name, value, low in (("in_dim", in_dim, 1), ("out_dim", out_dim, 1), ("num (grid)", num, 1),
@@ -355,8 +356,8 @@ class KANLinear(KANLayer):
     (out_features,) added to the output, as nn.Linear's. ``bias=True`` by default, as nn.Linear
     (and as a KAN, whose every node has a bias, pykan's ``node_bias``); it starts at zero so the
     layer's initial function is pykan's KANLayer's. A row of input holding NaN or inf gives NaN in
-    every output of that row, as in ``KAN``. On CUDA with triton installed the fused kernel runs;
-    elsewhere the reference path.
+    every output of that row, as in ``KAN``. On CUDA with triton installed the fused kernel runs, on
+    CPU the compiled CPU kernels where they are built; elsewhere the reference path.
     """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, grid: int = 5, k: int = 3,
