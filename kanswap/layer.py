@@ -138,8 +138,8 @@ class KANLayer(nn.Module):
         U(-1, 1)) / sqrt(in_dim), ``scale_sp`` / sqrt(in_dim), ``mask`` (in_dim, out_dim) of ones
         (random sparse with ``sparse_init``). ``backend`` 'auto' uses the fused Triton kernel on CUDA
         with triton, the compiled CPU kernels on CPU where they are built (kernels/bspline_cpu.py),
-        else the PyTorch reference path; 'reference' always takes the PyTorch path. ``generator``: draw the initialisation from it instead of torch's global
-        RNG (pykan has no such argument)."""
+        else the PyTorch reference path; 'reference' always takes the PyTorch path. ``generator``:
+        draw the initialisation from it instead of torch's global RNG (pykan has no such argument)."""
         super().__init__()
         for name, value, low in (("in_dim", in_dim, 1), ("out_dim", out_dim, 1), ("num (grid)", num, 1),
                                  ("k", k, 1)):
