@@ -201,7 +201,7 @@ class KANLayer(nn.Module):
         the reference fit), so its basis is computed once per step instead of each call.
         """
         features = basis_features if compiled else reference_features
-        if x.requires_grad:
+        if x.requires_grad or x.is_inference():  # inference tensors have no version to key a cache on
             return features(x, self.grid, self.k, self.base_fun)
         key = (x.data_ptr(), x._version, tuple(x.shape), x.stride(), self.grid.data_ptr(), self.grid._version,
                compiled)
@@ -215,7 +215,7 @@ class KANLayer(nn.Module):
     def _repeated_input(self, x: torch.Tensor) -> bool:
         """Whether x (without grad) is the input of the previous call or of the feature cache: then
         its features are kept (``_features``); a new input takes the blocked compiled layer."""
-        if x.requires_grad:
+        if x.requires_grad or x.is_inference():
             return False
         key = (x.data_ptr(), x._version, tuple(x.shape), x.stride(), self.grid.data_ptr(), self.grid._version)
         cache = self.__dict__.get("_feat_cache")

@@ -287,6 +287,18 @@ def test_layer_keeps_features_of_a_repeated_input(cpu_path):
     assert cache is not None and cache[0] is x1
 
 
+def test_layer_under_inference_mode(cpu_path):
+    """Inference tensors carry no version counter: the layer computes without its feature cache."""
+    torch.manual_seed(5)
+    layer = KANLinear(7, 3, dtype=D)
+    x = torch.rand(12, 7, dtype=D)
+    want = layer.output(x, backend="reference")
+    with torch.inference_mode():
+        xi = x.clone()
+        for _ in range(2):
+            torch.testing.assert_close(layer(xi), want, rtol=1e-14, atol=0)
+
+
 def test_nan_rows_marks_exactly_the_rows_with_nan_or_inf():
     """Both of nan_rows' routes: an all-finite input (one total, y returned as is), and rows of NaN,
     +inf, -inf, or finite values whose total overflows (3e38 * 9: not marked)."""
