@@ -17,9 +17,13 @@ What runs:
 * ``kanswap KANLayer.output``: ``KANLayer(in, out, num=5, k=3).output(x, backend="reference")``
   (the plain-PyTorch path; ``KANLayer.forward`` returns pykan's 4-tuple with per-edge tensors);
 * ``kanswap KANLinear``: ``KANLinear(in, out, grid=5, k=3)(x)`` (the nn.Linear drop-in; on CPU the
-  same reference path), the entry the report's ratios divide by;
-* ``kanswap KANLinear updated grid``: the same layer after ``update_grid_from_samples`` on a batch
-  of the inputs (per-input non-uniform grids, pykan's grid update);
+  compiled basis kernels of ``kernels/bspline_cpu.c`` when they are built, ``extra_info["cpu_kernels"]``
+  says which ran), the entry the report's ratios divide by;
+* ``kanswap KANLinear PyTorch path``: the same with ``backend="reference"`` (what runs where the
+  kernels are not built, or with ``KANSWAP_CPU_KERNELS=0``);
+* ``kanswap KANLinear updated grid``: the same layer as ``KANLinear`` after
+  ``update_grid_from_samples`` on a batch of the inputs (per-input non-uniform grids, pykan's grid
+  update);
 * ``kanswap KANLinear compiled``: ``torch.compile(KANLinear(...))`` (Inductor), at (1024, 256, 256)
   only; compiled during the untimed warm-up call (minutes on a loaded 2-core machine);
 * ``pykan``: ``kan.KANLayer.KANLayer(in, out, num=5, k=3)(x)[0]`` (its forward builds the
@@ -28,6 +32,18 @@ What runs:
   (torch.compile'd basis; compiled during the untimed warm-up call);
 * ``nn.Linear``: ``nn.Linear(in*(G+k+1), out)`` on a precomputed (batch, in*(G+k+1)) input: the
   one GEMM every implementation has to do, as a lower bound.
+
+``test_layer_interleaved``: kanswap (compiled, PyTorch path, updated grid), flashkan, inkan and
+nn.Linear called in turn, round after round, in one test (``--benchmark-min-rounds`` x 4 rounds, the
+order rotating each round), so that a machine whose load changes over seconds slows them alike;
+``extra_info["interleaved"]`` holds each one's median and the report prints them with their ratios.
+pykan (seconds a call at the larger shapes) is left to ``test_layer``.
+
+``test_cold_first_call``: a fresh Python process (empty torch.compile cache in a temporary folder)
+imports the library, builds a (4096, 64, 64) layer and times its first and second forward+backward;
+the benchmark's time is that whole process, ``extra_info`` holds ``first_call_s`` and ``warm_call_s``
+(kanswap compiles nothing at first use: its kernels are built by pip install; flashkan and inkan
+compile their basis with torch.compile on the first call).
 
 Modes: ``fwd`` runs under ``torch.no_grad()`` and alternates between two input batches (kanswap
 caches a layer's basis for an unchanged input without grad, which would otherwise time only the
@@ -38,6 +54,13 @@ of every parameter; grads are reset to None before each call).
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
 
 import pytest
 import torch
@@ -49,6 +72,7 @@ MODES = ["fwd", "fwd+bwd"]
 IMPLS = [
     ("kanswap", "KANLayer.output"),
     ("kanswap", "KANLinear"),
+    ("kanswap", "KANLinear PyTorch path"),
     ("kanswap", "KANLinear updated grid"),
     ("kanswap", "KANLinear compiled"),
     ("pykan", "KANLayer"),
@@ -66,7 +90,8 @@ def _build(impl: str, variant: str, n_in: int, n_out: int):
         from kanswap import KANLayer, KANLinear
 
         if variant.startswith("KANLinear"):
-            mod = KANLinear(n_in, n_out, grid=G, k=K)
+            backend = "reference" if variant.endswith("PyTorch path") else "auto"
+            mod = KANLinear(n_in, n_out, grid=G, k=K, backend=backend)
             if variant == "KANLinear updated grid":
                 gen = torch.Generator().manual_seed(2)
                 mod.update_grid_from_samples(torch.rand(1024, n_in, generator=gen) * 2 - 1)
@@ -118,6 +143,11 @@ def test_layer(benchmark, measure, bench_rounds, impl, variant, shape, mode):
                                 shape=list(shape), mode=mode, grid=G, k=K)
     mod, call = _build(impl, variant, n_in, n_out)
     xs = _inputs(impl, batch, n_in, mode)
+    if impl == "kanswap":
+        from kanswap.kernels.cpu_library import cpu_library
+
+        pytorch_only = variant in ("KANLinear PyTorch path", "KANLayer.output")
+        benchmark.extra_info["cpu_kernels"] = cpu_library("bspline_cpu") is not None and not pytorch_only
 
     if mode == "fwd":
         cycle = itertools.cycle(xs)
@@ -138,3 +168,91 @@ def test_layer(benchmark, measure, bench_rounds, impl, variant, shape, mode):
         assert y.shape == (batch, n_out) and torch.isfinite(y).all()
     else:
         assert x.grad is not None and x.grad.shape == x.shape
+
+
+INTERLEAVED = [
+    ("kanswap", "KANLinear"),
+    ("kanswap", "KANLinear PyTorch path"),
+    ("kanswap", "KANLinear updated grid"),
+    ("flashkan", "KANLayer"),
+    ("inkan", "KANLayer"),
+    ("nn.Linear", "GEMM lower bound"),
+]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_layer_interleaved(benchmark, bench_rounds, shape, mode):
+    batch, n_in, n_out = shape
+    benchmark.group = f"layer interleaved {mode} {batch}x{n_in}x{n_out}"
+    benchmark.extra_info.update(impl="kanswap", variant="interleaved", ref=True, shape=list(shape), mode=mode)
+    fns = {}
+    for impl, variant in INTERLEAVED:
+        mod, call = _build(impl, variant, n_in, n_out)
+        xs = _inputs(impl, batch, n_in, mode)
+        if mode == "fwd":
+            cycle = itertools.cycle(xs)
+
+            def fn(call=call, cycle=cycle):
+                with torch.no_grad():
+                    call(next(cycle))
+        else:
+            def fn(call=call, mod=mod, x=xs[0]):
+                x.grad = None
+                mod.zero_grad(set_to_none=True)
+                call(x).sum().backward()
+        fn()  # warm-up: torch.compile (flashkan, inkan), first-touch allocations
+        fns[f"{impl} {variant}"] = fn
+    times = {name: [] for name in fns}
+    names = list(fns)
+
+    def run():
+        for r in range(4 * bench_rounds):
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                t = time.perf_counter()
+                fns[name]()
+                times[name].append(time.perf_counter() - t)
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info["interleaved"] = {name: statistics.median(v) for name, v in times.items()}
+
+
+# A fresh process: import, build a layer, time its first and second forward+backward (1 thread).
+_COLD = """
+import json, sys, time
+import torch
+torch.set_num_threads(1)
+t0 = time.perf_counter()
+impl = sys.argv[1]
+if impl == "kanswap":
+    from kanswap import KANLinear
+    mod = KANLinear(64, 64, grid=5, k=3)
+else:
+    mod = __import__(impl).KANLayer(64, 64, grid_size=5, spline_order=3)
+x = (torch.rand(4096, 64) * 2 - 1).requires_grad_(True)
+built = time.perf_counter() - t0
+times = []
+for _ in range(2):
+    t = time.perf_counter()
+    mod(x).sum().backward()
+    times.append(time.perf_counter() - t)
+print(json.dumps({"import_build_s": built, "first_call_s": times[0], "warm_call_s": times[1]}))
+"""
+
+
+@pytest.mark.parametrize("impl", ["kanswap", "flashkan", "inkan"])
+def test_cold_first_call(benchmark, impl):
+    benchmark.group = "layer cold first call 4096x64x64 fwd+bwd"
+    benchmark.extra_info.update(impl=impl, variant="fresh process", ref=(impl == "kanswap"))
+    result = {}
+
+    def run():
+        with tempfile.TemporaryDirectory() as cache:
+            env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=cache, TRITON_CACHE_DIR=cache)
+            out = subprocess.run([sys.executable, "-c", _COLD, impl], env=env, capture_output=True, text=True,
+                                 check=True)
+        result.update(json.loads(out.stdout.strip().splitlines()[-1]))
+
+    benchmark.pedantic(run, rounds=1, iterations=1)
+    benchmark.extra_info.update({key: round(val, 4) for key, val in result.items()})
+    assert result["first_call_s"] > 0

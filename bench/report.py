@@ -31,7 +31,8 @@ import sys
 
 OTHERS = ["pykan", "flashkan", "inkan", "nn.Linear"]
 RATIOS = [("pykan", "pykan / kanswap"), ("flashkan", "flashkan / kanswap"), ("inkan", "inkan / kanswap")]
-NOTE_KEYS = ["train_loss", "train_acc", "test_acc", "cost_before", "cost_after"]
+NOTE_KEYS = ["train_loss", "train_acc", "test_acc", "cost_before", "cost_after", "cpu_kernels", "import_build_s",
+             "first_call_s", "warm_call_s"]
 
 
 def fmt_time(seconds: float | None) -> str:
@@ -160,6 +161,16 @@ def report(paths: list[str]) -> str:
             impl = e["impl"] + (" (ref)" if e["ref"] else "")
             rows.append([name, impl, e["variant"], fmt_time(e["median"]), fmt_time(e["min"]),
                          f"{e['rounds']}×{e['iterations']}", fmt_ratio(e["median"], ks), notes])
+    inter = [(name, e["extra"]["interleaved"]) for name, entries in groups.items() for e in entries
+             if isinstance(e["extra"].get("interleaved"), dict)]
+    if inter:
+        cols = list(dict.fromkeys(col for _, med in inter for col in med))
+        ours = "kanswap KANLinear"
+        rows = [[name, *(fmt_time(med.get(col)) for col in cols),
+                 *(fmt_ratio(med.get(col), med.get(ours)) for col in cols if col != ours)] for name, med in inter]
+        lines += ["## Interleaved (medians of calls made in turn; X / kanswap above 1 means kanswap is faster)", ""]
+        lines += table(["group", *cols, *(f"{col} / kanswap" for col in cols if col != ours)], rows) + [""]
+
     lines += ["## All entries", ""]
     lines += table(["group", "implementation", "variant", "median", "min", "rounds×iter", "/ kanswap", "notes"],
                    rows)

@@ -14,7 +14,7 @@ import warnings
 from functools import cache
 from pathlib import Path
 
-__all__ = ["cpu_kernels_enabled", "cpu_library"]
+__all__ = ["cpu_kernels_enabled", "cpu_library", "cpu_library_built"]
 
 _HERE = Path(__file__).parent
 
@@ -46,3 +46,8 @@ def cpu_library(stem: str) -> ctypes.CDLL | None:
     if not cpu_kernels_enabled():
         return None
     return _load(stem)
+
+
+def cpu_library_built(stem: str) -> bool:
+    """Whether ``_<stem>`` is built and loads, whatever ``KANSWAP_CPU_KERNELS`` says (for tests and CI)."""
+    return _load(stem) is not None
