@@ -1,0 +1,122 @@
+"""Launchers of the compiled per-layer loops of KAN's objective (``kernels/kan_objective_cpu.c``).
+
+Tensors in, tensors out; the C code takes raw pointers of contiguous CPU float32/float64 tensors.
+``available(dtype)`` says whether the library is built and loaded (see ``cpu_library``). Shapes:
+B samples, n inputs, m outputs, grid (n, P) sorted, k the spline order, K = P - 1 - k basis
+functions per input, W the folded weight (n, K + 1, m) (row 0 base weight, rows 1.. scale_sp * coef).
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from .cpu_library import cpu_library
+
+__all__ = ["BASE_KINDS", "MAX_K", "Basis", "available", "basis", "forward", "backward", "inverse_spans"]
+
+BASE_KINDS = {"silu": 0, "identity": 1, "zero": 2}
+MAX_K = 15  # the C code's local de Boor triangle holds at most MAX_K + 1 values
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+_I64, _P = ctypes.c_int64, ctypes.c_void_p
+
+
+class Basis(NamedTuple):
+    """One layer's basis windows for x (B, n): start (B, n) int32 (first coef index of the window),
+    val and dval (B, n, k + 1) values and x-derivatives of the k + 1 B-splines from start on, base
+    and dbase (B, n) the base branch and its derivative; dval and dbase None when not asked."""
+
+    start: Tensor
+    val: Tensor
+    dval: Tensor | None
+    base: Tensor
+    dbase: Tensor | None
+
+
+def _library():
+    lib = cpu_library("kan_objective_cpu")
+    if lib is not None and not getattr(lib, "_kanswap_typed", False):
+        for suffix in _SUFFIX.values():
+            getattr(lib, f"kan_basis_{suffix}").argtypes = [_I64] * 4 + [_P] * 4 + [_I64] + [_P] * 5
+            getattr(lib, f"kan_forward_{suffix}").argtypes = [_I64] * 5 + [_P] * 9
+            getattr(lib, f"kan_backward_{suffix}").argtypes = [_I64] * 5 + [_P] * 13
+        lib._kanswap_typed = True
+    return lib
+
+
+def available(dtype: torch.dtype) -> bool:
+    """True when the compiled library is loaded and handles ``dtype``."""
+    return dtype in _SUFFIX and _library() is not None
+
+
+def _ptr(t: Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _fn(name: str, dtype: torch.dtype):
+    return getattr(_library(), f"{name}_{_SUFFIX[dtype]}")
+
+
+def inverse_spans(grid: Tensor, k: int) -> Tensor:
+    """(k, n, P - 1): row j - 1 holds 1 / (g[c + j] - g[c]) for c < P - j, 0 for a zero span and
+    beyond (repeated knots contribute nothing, as in ``spline``)."""
+    n, P = grid.shape
+    out = grid.new_zeros(k, n, P - 1)
+    for j in range(1, k + 1):
+        span = grid[:, j:] - grid[:, :-j]
+        out[j - 1, :, :P - j] = torch.where(span > 0, 1.0 / torch.where(span > 0, span, torch.ones_like(span)), 0.0)
+    return out
+
+
+def basis(x: Tensor, grid: Tensor, inv: Tensor, k: int, base_fun: str, derivative: bool) -> Basis:
+    """Basis windows of x (B, n) contiguous on grid (n, P) with ``inv = inverse_spans(grid, k)``."""
+    B, n = x.shape
+    P = grid.shape[1]
+    kind = BASE_KINDS[base_fun]
+    sig = torch.sigmoid(x) if kind == 0 else None  # torch's exp is vectorised; libm's is not
+    start = torch.empty(B, n, dtype=torch.int32)
+    val = x.new_empty(B, n, k + 1)
+    dval = x.new_empty(B, n, k + 1) if derivative else None
+    base = x.new_empty(B, n)
+    dbase = x.new_empty(B, n) if derivative else None
+    _fn("kan_basis", x.dtype)(B, n, P, k, _ptr(x), _ptr(grid), _ptr(inv), _ptr(sig), kind, _ptr(start), _ptr(val),
+                              _ptr(dval), _ptr(base), _ptr(dbase))
+    return Basis(start, val, dval, base, dbase)
+
+
+def forward(bas: Basis, W: Tensor, stats: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """y (B, m) = sum_i phi_i, phi_ij = W[i, 0, j] base_i + sum_t W[i, 1 + start_i + t, j] val_it; with
+    ``stats`` also every edge's mean and sample variance over the batch (n, m), float64."""
+    B, n = bas.start.shape
+    _, K1, m = W.shape
+    k = bas.val.shape[-1] - 1
+    y = W.new_empty(B, m)
+    mean = var = work = None
+    if stats:
+        mean = torch.empty(n, m, dtype=torch.float64)
+        var = torch.empty(n, m, dtype=torch.float64)
+        work = torch.empty(2, n, m, dtype=torch.float64)
+    phi = W.new_empty(m)
+    _fn("kan_forward", W.dtype)(B, n, m, k, K1, _ptr(bas.start), _ptr(bas.val), _ptr(bas.base), _ptr(W), _ptr(y),
+                                _ptr(mean), _ptr(var), _ptr(work), _ptr(phi))
+    return y, mean, var
+
+
+def backward(bas: Basis, W: Tensor, gz: Tensor, c: Tensor | None, mean: Tensor | None, input_grad: bool
+             ) -> tuple[Tensor, Tensor | None]:
+    """From gz (B, m) = d objective / d y and, if not None, the per-edge coefficient c (n, m) with the
+    edge means (n, m) (both in W's dtype): d objective / d phi_bij = gz_bj + c_ij (phi_bij - mean_ij).
+    Returns dW (n, K + 1, m) and, with ``input_grad`` (needs dval, dbase), gx (B, n)."""
+    B, n = bas.start.shape
+    _, K1, m = W.shape
+    k = bas.val.shape[-1] - 1
+    dW = torch.empty_like(W)
+    gx = W.new_empty(B, n) if input_grad else None
+    scratch = W.new_empty(2, m)
+    _fn("kan_backward", W.dtype)(B, n, m, k, K1, _ptr(bas.start), _ptr(bas.val), _ptr(bas.dval), _ptr(bas.base),
+                                 _ptr(bas.dbase), _ptr(W), _ptr(gz), _ptr(c), _ptr(mean), _ptr(dW), _ptr(gx),
+                                 _ptr(scratch[0]), _ptr(scratch[1]))
+    return dW, gx
