@@ -68,18 +68,22 @@ class FusedObjective(_Objective):
         super().__init__(*args, **kwargs)
         self.grids = [_Grid(lay.layer) for lay in self.layers]
         self._first_fused = None  # [x, x._version, grid copy, x0 contiguous, Basis, (var, std)] for the last x
+        # Output tensors of each layer's loops, reused from call to call (``cpu._buffer``); the first
+        # layer's basis has its own, as it outlives a call.
+        self.ws = [{} for _ in self.layers]
+        self.ws_first: dict = {}
 
-    def _basis(self, l: int, x: Tensor, derivative: bool) -> cpu.Basis:
+    def _basis(self, l: int, x: Tensor, derivative: bool, ws: dict) -> cpu.Basis:
         grid, inv = self.grids[l].current()
         lay = self.layers[l]
-        return cpu.basis(x, grid, inv, lay.layer.k, lay.basis.base_name, derivative)
+        return cpu.basis(x, grid, inv, lay.layer.k, lay.basis.base_name, derivative, ws)
 
     def _first_basis(self, x: Tensor, with_std: bool):
         grid = self.grids[0].current()[0]
         cache = self._first_fused
         if cache is None or cache[0] is not x or cache[1] != x._version or not torch.equal(cache[2], grid):
             x0 = self.model._select_inputs(x).contiguous()
-            cache = self._first_fused = [x, x._version, grid, x0, self._basis(0, x0, False), None]
+            cache = self._first_fused = [x, x._version, grid, x0, self._basis(0, x0, False, self.ws_first), None]
         if with_std and cache[5] is None:
             cache[5] = _input_std(cache[3])
         return cache
@@ -95,8 +99,8 @@ class FusedObjective(_Objective):
         recs = []
         for l, lay in enumerate(self.layers):
             W, w_sp = lay.weight()
-            bas = first[4] if l == 0 else self._basis(l, h, derivative=True)
-            yl, mean, var = cpu.forward(bas, W, stats=with_reg)
+            bas = first[4] if l == 0 else self._basis(l, h, True, self.ws[l])
+            yl, mean, var = cpu.forward(bas, W, with_reg, self.ws[l])
             z, u, h_next = lay.to_nodes(yl)
             recs.append(dict(x=h, bas=bas, W=W, w_sp=w_sp, y=yl, z=z, u=u, mean=mean, var=var))
             h = h_next.contiguous()
@@ -151,7 +155,7 @@ class FusedObjective(_Objective):
         """As ``_Objective._layer_backward``, the layer's loops compiled."""
         lay = self.layers[l]
         gz = self._node_backward(lay, rec, grad_h).contiguous()
-        dW, gx = cpu.backward(rec["bas"], rec["W"], gz, rec.get("c"), rec["mean"], input_grad=l > 0)
+        dW, gx = cpu.backward(rec["bas"], rec["W"], gz, rec.get("c"), rec["mean"], l > 0, self.ws[l])
         lay.weight_backward(dW, rec["w_sp"], rec.get("dcoef_reg"))
         if "dx_reg" in rec:
             gx = gx + rec["dx_reg"]

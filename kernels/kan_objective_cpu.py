@@ -52,6 +52,19 @@ def available(dtype: torch.dtype) -> bool:
     return dtype in _SUFFIX and _library() is not None
 
 
+def _buffer(ws: dict | None, key: str, shape: tuple[int, ...], dtype: torch.dtype) -> Tensor:
+    """An uninitialised tensor, kept in ``ws`` (a dict owned by the caller) and handed out again on the
+    next call with the same key and shape: a fit calls each layer's loops ~400 times with the same
+    shapes, and fresh MiB-sized tensors cost page faults each time (basis with derivative at
+    (2048, 64): 4.0 ms fresh against 1.6 ms reused)."""
+    if ws is None:
+        return torch.empty(shape, dtype=dtype)
+    t = ws.get(key)
+    if t is None or t.shape != shape or t.dtype != dtype:
+        t = ws[key] = torch.empty(shape, dtype=dtype)
+    return t
+
+
 def _ptr(t: Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
@@ -71,51 +84,54 @@ def inverse_spans(grid: Tensor, k: int) -> Tensor:
     return out
 
 
-def basis(x: Tensor, grid: Tensor, inv: Tensor, k: int, base_fun: str, derivative: bool) -> Basis:
-    """Basis windows of x (B, n) contiguous on grid (n, P) with ``inv = inverse_spans(grid, k)``."""
+def basis(x: Tensor, grid: Tensor, inv: Tensor, k: int, base_fun: str, derivative: bool, ws: dict | None = None
+          ) -> Basis:
+    """Basis windows of x (B, n) contiguous on grid (n, P) with ``inv = inverse_spans(grid, k)``.
+    ws: reuse the output tensors of the last call with this dict (see ``_buffer``)."""
     B, n = x.shape
     P = grid.shape[1]
     kind = BASE_KINDS[base_fun]
     sig = torch.sigmoid(x) if kind == 0 else None  # torch's exp is vectorised; libm's is not
-    start = torch.empty(B, n, dtype=torch.int32)
-    val = x.new_empty(B, n, k + 1)
-    dval = x.new_empty(B, n, k + 1) if derivative else None
-    base = x.new_empty(B, n)
-    dbase = x.new_empty(B, n) if derivative else None
+    dt = x.dtype
+    start = _buffer(ws, "start", (B, n), torch.int32)
+    val = _buffer(ws, "val", (B, n, k + 1), dt)
+    dval = _buffer(ws, "dval", (B, n, k + 1), dt) if derivative else None
+    base = _buffer(ws, "base", (B, n), dt)
+    dbase = _buffer(ws, "dbase", (B, n), dt) if derivative else None
     _fn("kan_basis", x.dtype)(B, n, P, k, _ptr(x), _ptr(grid), _ptr(inv), _ptr(sig), kind, _ptr(start), _ptr(val),
                               _ptr(dval), _ptr(base), _ptr(dbase))
     return Basis(start, val, dval, base, dbase)
 
 
-def forward(bas: Basis, W: Tensor, stats: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
+def forward(bas: Basis, W: Tensor, stats: bool, ws: dict | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """y (B, m) = sum_i phi_i, phi_ij = W[i, 0, j] base_i + sum_t W[i, 1 + start_i + t, j] val_it; with
-    ``stats`` also every edge's mean and sample variance over the batch (n, m), float64."""
+    ``stats`` also every edge's mean and sample variance over the batch (n, m), float64. ws: as ``basis``."""
     B, n = bas.start.shape
     _, K1, m = W.shape
     k = bas.val.shape[-1] - 1
-    y = W.new_empty(B, m)
+    y = _buffer(ws, "y", (B, m), W.dtype)
     mean = var = work = None
     if stats:
-        mean = torch.empty(n, m, dtype=torch.float64)
-        var = torch.empty(n, m, dtype=torch.float64)
-        work = torch.empty(2, n, m, dtype=torch.float64)
-    phi = W.new_empty(m)
+        mean = _buffer(ws, "mean", (n, m), torch.float64)
+        var = _buffer(ws, "var", (n, m), torch.float64)
+        work = _buffer(ws, "work", (2, n, m), torch.float64)
+    phi = _buffer(ws, "phi", (m,), W.dtype)
     _fn("kan_forward", W.dtype)(B, n, m, k, K1, _ptr(bas.start), _ptr(bas.val), _ptr(bas.base), _ptr(W), _ptr(y),
                                 _ptr(mean), _ptr(var), _ptr(work), _ptr(phi))
     return y, mean, var
 
 
-def backward(bas: Basis, W: Tensor, gz: Tensor, c: Tensor | None, mean: Tensor | None, input_grad: bool
-             ) -> tuple[Tensor, Tensor | None]:
+def backward(bas: Basis, W: Tensor, gz: Tensor, c: Tensor | None, mean: Tensor | None, input_grad: bool,
+             ws: dict | None = None) -> tuple[Tensor, Tensor | None]:
     """From gz (B, m) = d objective / d y and, if not None, the per-edge coefficient c (n, m) with the
     edge means (n, m) (both in W's dtype): d objective / d phi_bij = gz_bj + c_ij (phi_bij - mean_ij).
-    Returns dW (n, K + 1, m) and, with ``input_grad`` (needs dval, dbase), gx (B, n)."""
+    Returns dW (n, K + 1, m) and, with ``input_grad`` (needs dval, dbase), gx (B, n). ws: as ``basis``."""
     B, n = bas.start.shape
     _, K1, m = W.shape
     k = bas.val.shape[-1] - 1
-    dW = torch.empty_like(W)
-    gx = W.new_empty(B, n) if input_grad else None
-    scratch = W.new_empty(2, m)
+    dW = _buffer(ws, "dW", tuple(W.shape), W.dtype)
+    gx = _buffer(ws, "gx", (B, n), W.dtype) if input_grad else None
+    scratch = _buffer(ws, "scratch", (2, m), W.dtype)
     _fn("kan_backward", W.dtype)(B, n, m, k, K1, _ptr(bas.start), _ptr(bas.val), _ptr(bas.dval), _ptr(bas.base),
                                  _ptr(bas.dbase), _ptr(W), _ptr(gz), _ptr(c), _ptr(mean), _ptr(dW), _ptr(gx),
                                  _ptr(scratch[0]), _ptr(scratch[1]))
