@@ -16,23 +16,16 @@ import random
 import numpy as np
 import torch
 
-from .history import start_history
+from .model_kinds import kind_of, kinds, model_class
 
 __all__ = ["save_model", "load_model", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 
 
-def _model_classes() -> dict:
-    from .kan import KAN
-    from .mlp import MLP
-
-    return {"KAN": KAN, "MLP": MLP}
-
-
 def save_model(model, path: str) -> None:
     """Write a KAN or MLP (config, parameters, cached data) to ``path``."""
-    kind = next((name for name, cls in _model_classes().items() if isinstance(model, cls)), None)
+    kind = kind_of(model)
     if kind is None:
         raise TypeError(f"save_model saves a kanswap KAN or MLP, got {type(model).__name__}")
     folder = os.path.dirname(os.path.abspath(path))
@@ -63,21 +56,21 @@ def _from_state(config: dict, state: dict, device, kind: str = "KAN"):
     # KAN() and MLP() seed the global RNGs (pykan's behaviour); loading a file must not.
     np_state, py_state = np.random.get_state(), random.getstate()
     with torch.random.fork_rng(devices=[]):
-        model = _model_classes()[kind](**config)
+        model = model_class(kind)(**config)
     np.random.set_state(np_state)
     random.setstate(py_state)
     # The saved model may have been pruned or updated: shapes come from the state_dict.
     model.load_state_dict(state)
     if kind == "KAN":
-        model._versions = start_history(model)  # the loaded weights are the first in-memory version
+        model.restart_history()  # the loaded weights are the first in-memory version
     return model
 
 
 def load_kind(path: str, kind: str):
     """``load_model(path)`` that must hold a ``kind`` ('KAN' or 'MLP') model: the ``loadckpt`` of each."""
     model = load_model(path)
-    if not isinstance(model, _model_classes()[kind]):
-        other = next(name for name in _model_classes() if name != kind)
+    if not isinstance(model, model_class(kind)):
+        other = next(name for name in kinds() if name != kind)
         article = "an" if kind == "MLP" else "a"
         raise TypeError(f"{path!r} holds a {type(model).__name__}, not {article} {kind}; use {other}.loadckpt")
     return model
@@ -93,7 +86,7 @@ def load_model(path: str, device="cpu"):
             raise ValueError(f"{path!r} has checkpoint format version {blob.get('version')}, this kanswap "
                              f"reads version {FORMAT_VERSION}; upgrade kanswap or re-save the model")
         kind = blob.get("model", "KAN")
-        if kind not in _model_classes():
+        if kind not in kinds():
             raise ValueError(f"{path!r} holds a model of kind {kind!r}; this kanswap reads 'KAN' and 'MLP'")
         model = _from_state(blob["config"], blob["state_dict"], device, kind)
         if kind == "KAN":

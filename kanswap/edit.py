@@ -26,6 +26,7 @@ from torch import nn
 
 from .layer import KANLayer
 from .spline import curve_to_coef, extend_grid
+from .symbolic_layer import SymbolicStub
 
 __all__ = ["remove_edge", "remove_node", "module", "expand_width", "expand_depth", "perturb"]
 
@@ -134,8 +135,6 @@ def _grown_layer(old: KANLayer, in_id: list[int] | None, out_id: list[int] | Non
 
 
 def _grown_symbolic(old, rows: list[int], cols: list[int], n_in: int, n_out: int):
-    from .kan import SymbolicStub
-
     new = SymbolicStub(n_in, n_out).to(old.mask.device)
     r = torch.tensor(rows, dtype=torch.long, device=old.mask.device)
     c = torch.tensor(cols, dtype=torch.long, device=old.mask.device)
@@ -230,8 +229,6 @@ def expand_depth(model) -> None:
     """Append an identity layer at the output (width gains a copy of the output layer). Exact
     while the outputs stay in the range they span on the cached data (the model's grid_range
     without data), widened by 10% each side."""
-    from .kan import SymbolicStub
-
     L, n = model.depth, model.width_in[-1]
     dev, dtype = model.act_fun[-1].coef.device, model.act_fun[-1].coef.dtype
     lo = torch.full((n,), model.grid_range[0], dtype=dtype, device=dev)

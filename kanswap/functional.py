@@ -77,7 +77,8 @@ def _features(x: torch.Tensor, grid: torch.Tensor, k: int, base_fun: str, deriva
     B, n = x.shape
     n_basis = grid.shape[1] - 1 - k
     if torch.compiler.is_compiling():
-        # Traced: dense recursion, elementwise only, which Inductor fuses; x alone is saved.
+        # Traced: dense recursion, elementwise only, which Inductor fuses; x alone is saved. A compiled
+        # KANLinear at (1024, 256, 256) takes 0.99x eager's time this way, 2.3x through the tables.
         values, _ = bspline_dense(x, grid, k)
         return torch.cat([BASE_FUNS[base_fun][0](x).unsqueeze(-1), values], -1), (grid,), "dense"
     feats = x.new_zeros(B, n, n_basis + 1)
@@ -94,6 +95,8 @@ def _features(x: torch.Tensor, grid: torch.Tensor, k: int, base_fun: str, deriva
                 jf_all[s:e] = jf
                 u_all[s:e] = u
         return feats, (jf_all, u_all, info.cols, info.dcoef), info
+    # de Boor's local triangle: k = 0, and k > 3 on updated grids, where float32 Horner on fitted
+    # tables would lose accuracy (1.6e-6 at k = 5 against de Boor's 3e-7; see spline._GridInfo).
     values, first, dvalues = local_parts(x, grid, k, derivative=derivative)
     # Functions that do not exist have value 0, so clamping their column and adding is exact.
     cols = (first.unsqueeze(-1) + torch.arange(k + 1, device=x.device)).clamp_(0, n_basis - 1).add_(1)

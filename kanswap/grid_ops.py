@@ -122,15 +122,13 @@ def refine(model, new_grid: int):
     """pykan's refine: a new model with ``new_grid`` intervals per spline computing the same
     function on the cached data (least squares on the finer grid). The caller is not changed; the
     new model is logged as the next version ``refine``."""
-    from .kan import KAN
-
     if model.cache_data is None:
         raise ValueError("refine needs data: run the model on data (or fit it) first")
     config = dict(model.config(), grid=new_grid, first_init=False)
     # KAN() seeds the global RNGs; refining must not (pykan's reseeds them to its default seed 1).
     np_state, py_state = np.random.get_state(), random.getstate()
     with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []):
-        new = KAN(**config, device=model.device)
+        new = type(model)(**config, device=model.device)
     np.random.set_state(np_state)
     random.setstate(py_state)
     new.to(model.act_fun[0].coef.dtype)

@@ -32,6 +32,8 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
+from .checkpoint import load_model
+
 __all__ = ["VersionStore", "start_history", "log_version", "rewind", "checkout", "history", "history_lines"]
 
 
@@ -62,8 +64,8 @@ class VersionStore:
         existing one of that name, as pykan overwrites the file)."""
         state = {key: val.detach().clone() for key, val in model.state_dict().items()}
         cache = model.cache_data
-        snap = {"config": model.config(), "state_dict": state, "input_id": model.input_id.clone(),
-                "n_inputs": model.n_inputs, "cache_data": cache,
+        snap = {"factory": type(model), "config": model.config(), "state_dict": state,
+                "input_id": model.input_id.clone(), "n_inputs": model.n_inputs, "cache_data": cache,
                 "nbytes": sum(_nbytes(v) for v in state.values()) + _nbytes(cache)}
         self._drop(version)
         self.versions[version] = snap
@@ -80,7 +82,7 @@ class VersionStore:
                 self.dropped.add(version)
 
     def build(self, version: str, device=None):
-        """A new KAN holding ``version`` (sharing this store)."""
+        """A new model of the snapshot's class holding ``version`` (sharing this store)."""
         if version not in self.versions:
             if version in self.dropped:
                 raise KeyError(f"model version {version!r} was dropped: the in-memory history keeps the latest "
@@ -94,13 +96,11 @@ class VersionStore:
 
 
 def _from_snapshot(snap: dict, device):
-    from .kan import KAN
-
     config = dict(snap["config"], auto_save=False, first_init=False)
     # KAN() seeds the global RNGs (pykan's behaviour); a rewind or checkout must not.
     np_state, py_state = np.random.get_state(), random.getstate()
     with torch.random.fork_rng(devices=[]):
-        model = KAN(**config)
+        model = snap["factory"](**config)
     np.random.set_state(np_state)
     random.setstate(py_state)
     model.load_state_dict(snap["state_dict"])
@@ -156,8 +156,6 @@ def checkout(model, model_id: str):
     """Version ``model_id`` as a new model; nothing else changes."""
     _check_id(model_id)
     if model.auto_save:
-        from .checkpoint import load_model
-
         old = load_model(os.path.join(model.ckpt_path, str(model_id)), device=model.device)
         old.auto_save = True  # its next versions go to the same folder
         return old

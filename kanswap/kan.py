@@ -16,60 +16,22 @@ import torch
 from torch import nn
 
 from . import swap as swap_math
+from .attribution import attribute, node_attribute
 from .device import resolve_device
 from .fit import fit as run_fit
 from .history import log_version, start_history
 from .kan_objective import kan_objective
 from .layer import KANLayer, check_input, nan_rows, resolve_base_fun
+from .model_kinds import register_kind
+from .mult_swap import grouped_greedy_perms
+from .records import batch_std, deepcopy_without_records, forward_with_records, sample_std
+from .regularization import matrix_reg
+from .symbolic_layer import SymbolicStub
 
 __all__ = ["KAN", "MultKAN", "REG_METRICS"]
 
 REG_METRICS = ("edge_forward_spline_n", "edge_forward_sum", "edge_forward_spline_u", "edge_backward",
                "node_backward")
-
-
-def batch_std(x: torch.Tensor) -> torch.Tensor:
-    """Sample std over the batch (dim 0, divides by B - 1); a batch of one row has std 0, as the
-    per-edge stds from basis covariances, instead of torch's NaN and degrees-of-freedom warning."""
-    return x.std(0, correction=1 if x.shape[0] > 1 else 0)
-
-
-def _std(x: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """Sample std (divides by B - 1; 0 for one row) with a zero gradient where the std is 0
-    (torch.std's is NaN, which would poison a whole L-BFGS step once a hidden node goes constant).
-    The variance floor, 1e-24, moves a zero std to 1e-12: far below anything the scores resolve."""
-    return x.var(dim, correction=1 if x.shape[dim] > 1 else 0).clamp_min(1e-24).sqrt()
-
-
-class SymbolicStub(nn.Module):
-    """Holds pykan's symbolic-branch tensors so checkpoints move both ways.
-
-    ``mask`` (out, in) and ``affine`` (out, in, 4) have pykan's names and shapes. kanswap does not
-    evaluate symbolic formulas: loading weights whose symbolic mask is non-zero is refused.
-    """
-
-    def __init__(self, in_dim: int, out_dim: int):
-        super().__init__()
-        self.in_dim, self.out_dim = in_dim, out_dim
-        self.mask = nn.Parameter(torch.zeros(out_dim, in_dim), requires_grad=False)
-        self.affine = nn.Parameter(torch.zeros(out_dim, in_dim, 4), requires_grad=False)
-        self.funs_name = [["0"] * in_dim for _ in range(out_dim)]
-
-    def permute(self, perm: torch.Tensor, mode: str) -> None:
-        with torch.no_grad():
-            if mode == "out":
-                self.mask.data = self.mask.data[perm].contiguous()
-                self.affine.data = self.affine.data[perm].contiguous()
-            else:
-                self.mask.data = self.mask.data[:, perm].contiguous()
-                self.affine.data = self.affine.data[:, perm].contiguous()
-
-    def get_subset(self, in_id, out_id) -> SymbolicStub:
-        new = SymbolicStub(len(in_id), len(out_id)).to(self.mask.device)
-        with torch.no_grad():
-            new.mask.data = self.mask.data[out_id][:, in_id].clone()
-            new.affine.data = self.affine.data[out_id][:, in_id].clone()
-        return new
 
 
 def _normalise_width(width) -> list[list[int]]:
@@ -103,6 +65,7 @@ def _per_layer(value, depth: int, name: str) -> list[int]:
     return [int(v) for v in values]
 
 
+@register_kind("KAN")
 class KAN(nn.Module):
     """A Kolmogorov-Arnold Network with pykan's MultKAN constructor, attributes and methods.
 
@@ -301,7 +264,7 @@ class KAN(nn.Module):
                 y, edge = layer.output_and_std(x)
                 edge = edge.t()  # (out, in), carries grad for reg
                 self.subnode_actscale.append(batch_std(y.detach()))
-                norm = _std(x).unsqueeze(0) + 0.1  # std(x_i), not detached (as pykan)
+                norm = sample_std(x).unsqueeze(0) + 0.1  # std(x_i), not detached (as pykan)
                 self.edge_actscale.append(edge)
                 self.acts_scale_spline.append(edge / norm)
                 self.acts_scale.append((edge / norm).detach())
@@ -310,6 +273,17 @@ class KAN(nn.Module):
             x = self._to_nodes(l, y, self.acts_premult if save else None)
             self.acts.append(x.detach())
         return nan_rows(self.acts[0], x)
+
+    def edgewise_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (B, input_dim) -> (B, n_out) through every edge's spline (``KANLayer.edge_outputs``):
+        autograd differentiates it any number of times (forward's hand-written backward gives first
+        derivatives only), for the hypothesis tree's Hessians. Builds (B, in, out) tensors; no records."""
+        if len(self.input_id) != self.n_inputs:
+            x = x[:, self.input_id.to(x.device)]
+        for l, layer in enumerate(self.act_fun):
+            phi, _ = layer.edge_outputs(x)
+            x = self._to_nodes(l, phi.sum(1))
+        return x
 
     def _to_nodes(self, l: int, y: torch.Tensor, premult: list | None = None) -> torch.Tensor:
         """Layer l's outputs (B, width_out[l+1]) -> node values (B, width_in[l+1]): subnode affine,
@@ -345,74 +319,19 @@ class KAN(nn.Module):
         return x, phi.permute(0, 2, 1)
 
     # -- attribution ----------------------------------------------------------------------------
-    def _node_to_subnode(self, l: int, score: torch.Tensor) -> torch.Tensor:
-        """Scores (q, width_in[l]) -> (q, width_out[l]): a mult node passes its score to each input."""
-        n_sum = self.width[l][0]
-        if not self.width[l][1]:
-            return score
-        parts = [score[:, :n_sum]]
-        for m, a in enumerate(self._arities(l)):
-            parts.append(score[:, n_sum + m:n_sum + m + 1].expand(score.shape[0], a))
-        return torch.cat(parts, dim=1)
-
-    def _backpropagate(self, top: torch.Tensor, l_top: int):
-        """Propagate node scores top (q, width_in[l_top]) down to the inputs; returns lists
-        (input -> output order) of node (q, n), subnode (q, n_sub) and edge (q, out, in) scores."""
-        nodes, subnodes, edges = [top], [], []
-        score = top
-        for l in range(l_top, 0, -1):
-            sub = self._node_to_subnode(l, score)
-            edge = self.edge_actscale[l - 1].unsqueeze(0) * (sub / (self.subnode_actscale[l - 1] + 1e-4)).unsqueeze(-1)
-            score = edge.sum(1)
-            subnodes.append(sub)
-            edges.append(edge)
-            nodes.append(score)
-        return nodes[::-1], subnodes[::-1], edges[::-1]
-
     def attribute(self, l: int | None = None, i: int | None = None, out_score=None, plot: bool = True):
-        """Backward attribution scores.
+        """Backward attribution scores (``kanswap.attribution.attribute``).
 
         With l=None it sets ``node_scores`` (per node layer), ``edge_scores`` ((out, in) per layer)
         and ``subnode_scores`` as means over the output nodes. With l given it returns the
         attribution of layer-l nodes to the inputs, (width_in[l], n_0), or row i; unlike pykan
         (D17) the stored full scores are left intact.
         """
-        self._ensure_acts()
-        L = self.depth
-        if l is None:
-            n_L = self.width_in[L]
-            ref = self.edge_actscale[-1]
-            if out_score is None:
-                top = torch.full((1, n_L), 1.0 / n_L, dtype=ref.dtype, device=ref.device)
-            else:
-                top = torch.as_tensor(out_score, dtype=ref.dtype, device=ref.device).reshape(1, n_L) / n_L
-            nodes, subnodes, edges = self._backpropagate(top, L)
-            self.node_scores = [s[0] for s in nodes]
-            self.subnode_scores = [s[0] for s in subnodes]
-            self.edge_scores = [e[0] for e in edges]
-            return None
-        if not isinstance(l, int) or not 1 <= l <= L:
-            raise ValueError(f"attribute: layer l must be in 1..{L}, got {l!r}")
-        self.attribute()
-        scores = self.node_scores[l] if out_score is None else torch.as_tensor(out_score)
-        nodes, _, _ = self._backpropagate(torch.diag(scores), l)
-        result = nodes[0]
-        if i is None:
-            return result
-        if not 0 <= i < result.shape[0]:
-            raise ValueError(f"attribute: node i={i} out of range for layer {l} of width {result.shape[0]}")
-        if plot:
-            import matplotlib.pyplot as plt
-
-            in_dim = self.width_in[0]
-            plt.figure(figsize=(1 * in_dim, 3))
-            plt.bar(range(in_dim), result[i].detach().cpu().numpy())
-            plt.xticks(range(in_dim))
-        return result[i]
+        return attribute(self, l, i, out_score, plot)
 
     def node_attribute(self) -> None:
         """pykan's node_attribute: ``node_attribute_scores = [attribute(l) for l in 1..L]``."""
-        self.node_attribute_scores = [self.attribute(l) for l in range(1, self.depth + 1)]
+        node_attribute(self)
 
     @property
     def feature_score(self) -> torch.Tensor:
@@ -624,6 +543,18 @@ class KAN(nn.Module):
         self.attribute()
         return [s.detach() for s in self.edge_scores]
 
+    def node_edge_scores(self) -> list[torch.Tensor]:
+        """Edge scores between nodes on fresh scores, float64: L matrices (width_in[l+1], width_in[l]);
+        a mult node's incoming edges end at its subnodes, so their rows are summed (find_modules)."""
+        out = []
+        for l, s in enumerate(self._score_matrices()):
+            s = s.to(torch.float64)
+            groups = self.subnode_groups(l + 1)
+            if len(groups) != s.shape[0]:
+                s = torch.stack([s[g].sum(0) for g in groups])
+            out.append(s)
+        return out
+
     @property
     def connection_cost(self) -> torch.Tensor:
         """sum_l sum_{a,b} |pos_a - pos_b| edge_scores[l][a, b] on fresh scores (0-d tensor)."""
@@ -652,49 +583,23 @@ class KAN(nn.Module):
         if not layers:
             return
         if any(self.width[l][1] for l in layers):
-            perms = self._auto_swap_mult(layers)
+            perms = grouped_greedy_perms(self._score_matrices(), layers, {l: self.subnode_groups(l) for l in layers},
+                                         {l: self.width[l][0] for l in layers})
         else:
             perms = swap_math.layer_perms(self._score_matrices(), layers, method)
         for l, perm in perms.items():
             if not torch.equal(perm.cpu(), torch.arange(len(perm))):
                 self.permute_layer(l, perm)
 
-    def _auto_swap_mult(self, layers: list[int]) -> dict[int, torch.Tensor]:
-        """Greedy for layers with mult nodes: candidate swaps (same node kind) are scored by the
-        connection cost of the permuted score matrices, still without re-running the model."""
-        scores = [s.double() for s in self._score_matrices()]
-
-        def cost(l: int, order: list[int], groups: list[list[int]]) -> float:
-            mats = list(scores)
-            mats[l - 1] = scores[l - 1][[s for p in order for s in groups[p]]]
-            mats[l] = scores[l][:, order]
-            return float(swap_math.connection_cost(mats))
-
-        perms = {}
-        for l in layers:
-            n, n_sum = self.width_in[l], self.width[l][0]
-            groups = self.subnode_groups(l)
-            order = list(range(n))
-            for i in range(n):
-                same = range(n_sum) if i < n_sum else range(n_sum, n)
-                best_j, best = i, cost(l, order, groups)
-                for j in same:
-                    trial = list(order)
-                    trial[i], trial[j] = trial[j], trial[i]
-                    c = cost(l, trial, groups)
-                    if c < best:
-                        best_j, best = j, c
-                order[i], order[best_j] = order[best_j], order[i]
-            perms[l] = torch.tensor(order)
-            scores[l - 1] = scores[l - 1][[s for p in order for s in groups[p]]]
-            scores[l] = scores[l][:, order]
-        return perms
-
     # -- pruning, plotting, checkpoints (kanswap/prune.py, plot.py, checkpoint.py) ---------------
     def log_history(self, name: str) -> None:
         """Record the model as version ``{round}.{state_id + 1}`` after ``name``: in memory, or as the
         checkpoint ``{ckpt_path}/{round}.{state_id}`` with auto_save (kanswap/history.py)."""
         log_version(self, name)
+
+    def restart_history(self) -> None:
+        """Start a new version history holding the model as it is now (after loading weights)."""
+        self._versions = start_history(self)
 
     def config(self) -> dict:
         """Constructor arguments that rebuild this model's structure (plain Python values)."""
@@ -932,46 +837,3 @@ MultKAN = KAN
 _RECORD_KEYS = ("acts", "subnode_actscale", "edge_actscale", "acts_scale", "acts_scale_spline", "acts_premult",
                 "node_scores", "edge_scores", "subnode_scores", "node_scores_all", "edge_scores_all",
                 "subnode_scores_all", "node_attribute_scores")
-
-
-def forward_with_records(model: nn.Module, x=None) -> None:
-    """pykan's get_act for KAN and MLP: a forward with save_act on, on x (a dict means its
-    train_input) or, when x is None, on the model's cached data."""
-    if isinstance(x, dict):
-        x = x["train_input"]
-    if x is None:
-        if model.cache_data is None:
-            raise ValueError("missing input data x: the model has not seen any data; pass x")
-        x = model.cache_data
-    old = model.save_act
-    model.save_act = True
-    try:
-        model.forward(x)
-    finally:
-        model.save_act = old
-
-
-def deepcopy_without_records(module: nn.Module, memo: dict, keys: Sequence[str]) -> nn.Module:
-    """Deep copy of module without the records named in keys (set to None in the copy).
-
-    Records from the last forward can hold autograd graphs, which deepcopy refuses; the copy
-    recomputes them on its next forward and the original keeps its own.
-    """
-    new = module.__class__.__new__(module.__class__)
-    memo[id(module)] = new
-    state = {key: (None if key in keys else val) for key, val in module.__dict__.items()}
-    new.__dict__.update(copy.deepcopy(state, memo))
-    return new
-
-
-def matrix_reg(v: torch.Tensor, lamb_l1: float, lamb_entropy: float) -> torch.Tensor:
-    """pykan's l1 + row/column entropy penalty of a non-negative matrix (or vector) v."""
-    l1 = v.sum()
-    if v.dim() == 1:
-        p = v / (v.sum() + 1)
-        return lamb_l1 * l1 + lamb_entropy * -(p * torch.log2(p + 1e-4)).sum()
-    p_row = v / (v.sum(dim=1, keepdim=True) + 1)
-    p_col = v / (v.sum(dim=0, keepdim=True) + 1)
-    entropy_row = -torch.mean(torch.sum(p_row * torch.log2(p_row + 1e-4), dim=1))
-    entropy_col = -torch.mean(torch.sum(p_col * torch.log2(p_col + 1e-4), dim=0))
-    return lamb_l1 * l1 + lamb_entropy * (entropy_row + entropy_col)

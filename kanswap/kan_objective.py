@@ -38,6 +38,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from .attribution import backpropagate, node_to_subnode
+from .regularization import matrix_reg
+
 __all__ = ["kan_objective"]
 
 _FORWARD_METRICS = ("edge_forward_spline_n", "edge_forward_sum", "edge_forward_spline_u")
@@ -118,9 +121,11 @@ class _Basis:
     derivative in ~40 ops (half of them views) against ~70 for ``spline.local_parts`` plus the
     scatter into dense columns, and faster at every size measured (features + derivative after a
     grid update, one thread, medians on the shared machine): (409, 10) G=3 1.0 ms vs 2.1 ms,
-    (2048, 64) G=3 153 vs 219 ms, (1024, 256) G=5 291 vs 380 ms; so there is no second path. The
-    reciprocal knot spans of each order are computed once per grid value (zero spans give 0: the
-    repeated-knot rule of ``spline``).
+    (2048, 64) G=3 153 vs 219 ms, (1024, 256) G=5 291 vs 380 ms; so there is no second path. It is
+    also 1.3-2.2x faster than ``spline.bspline_dense`` (the traced route's recursion) plus the base
+    function at those sizes (``python bench/basis_paths.py``): the reciprocal knot spans of each
+    order are computed once per grid value (zero spans give 0: the repeated-knot rule of ``spline``)
+    and the order-0 indicator is one comparison per knot.
     """
 
     def __init__(self, layer):
@@ -238,12 +243,7 @@ class _Layer:
 
     def node_to_subnode(self, score: Tensor) -> Tensor:
         """Node scores (q, n_nodes) -> subnode scores (q, m): a mult node passes its score on."""
-        if not self.arities:
-            return score
-        parts = [score[:, :self.n_sum]]
-        for g, a in enumerate(self.arities):
-            parts.append(score[:, self.n_sum + g:self.n_sum + g + 1].expand(score.shape[0], a))
-        return torch.cat(parts, dim=1)
+        return node_to_subnode(score, self.n_sum, self.arities)
 
     def weight_backward(self, dW: Tensor, w_sp: Tensor, dcoef_reg: Tensor | None) -> None:
         """dW (n, K+1, m) of the folded weight -> gradients of coef, scale_base, scale_sp, written
@@ -276,7 +276,7 @@ def _moments(feats: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _input_std(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-column sample variance (n,) and std floored as ``kan._std`` (variance >= 1e-24)."""
+    """Per-column sample variance (n,) and std floored as ``records.sample_std`` (variance >= 1e-24)."""
     var = x.var(0)
     return var, var.clamp_min(1e-24).sqrt()
 
@@ -444,8 +444,6 @@ class _Objective:
     def _backward_metric_reg(self, edges: Tensor, recs: list[dict]):
         """'edge_backward' / 'node_backward': attribution scores (``KAN.attribute``) of the edge stds
         (N, m_max), differentiated by autograd on the small (m, n) matrices only."""
-        from .kan import matrix_reg
-
         sub_std = [rec["y"].std(0) + 1e-4 for rec in recs]
         leaves = [edges[off:off + n, :m].t().requires_grad_() for (n, _, m), off in zip(self.sizes, self.offsets,
                                                                                           strict=True)]
@@ -469,16 +467,11 @@ class _Objective:
         return total.detach(), d_edges, None
 
     def _backpropagate(self, edges: list[Tensor], sub_std: list[Tensor], top: Tensor, l_top: int):
-        """``KAN._backpropagate`` on given edge stds: node scores per node layer 0..l_top and edge
-        scores (q, m, n) per layer below l_top."""
-        nodes, edge_scores, score = [top], [], top
-        for l in range(l_top, 0, -1):
-            sub = self.layers[l - 1].node_to_subnode(score)
-            edge = edges[l - 1].unsqueeze(0) * (sub / sub_std[l - 1]).unsqueeze(-1)
-            score = edge.sum(1)
-            edge_scores.append(edge)
-            nodes.append(score)
-        return nodes[::-1], edge_scores[::-1]
+        """``attribution.backpropagate`` on given edge stds: node scores per node layer 0..l_top and
+        edge scores (q, m, n) per layer below l_top."""
+        nodes, _, edge_scores = backpropagate(edges, sub_std, top, l_top,
+                                              lambda l, score: self.layers[l - 1].node_to_subnode(score))
+        return nodes, edge_scores
 
     def _coef_reg(self, recs: list[dict]) -> Tensor:
         """lamb_coef * mean_j |coef| + lamb_coefdiff * mean_j |diff(coef)| summed over (i, m), per
@@ -536,7 +529,7 @@ class _Objective:
 
 
 def _l1_entropy(v: Tensor, weights: Tensor, lamb_l1: float, lamb_entropy: float) -> tuple[Tensor, Tensor]:
-    """``kan.matrix_reg`` summed over the blocks of a block-diagonal v (R, C), and its gradient (R, C).
+    """``regularization.matrix_reg`` summed over the blocks of a block-diagonal v (R, C), and its gradient (R, C).
 
     weights (2, R, C): [1 / rows of the block of each row ; 1 / columns of the block of each column]
     (the weights of the row and column means). Rows and columns are handled as one (2, R, C)

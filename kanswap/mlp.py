@@ -14,9 +14,11 @@ from torch import nn
 from . import swap as swap_math
 from .device import resolve_device
 from .fit import fit as run_fit
-from .kan import batch_std, deepcopy_without_records, forward_with_records, matrix_reg
 from .layer import check_input
 from .mlp_objective import mlp_objective
+from .model_kinds import register_kind
+from .records import batch_std, deepcopy_without_records, forward_with_records
+from .regularization import matrix_reg
 
 __all__ = ["MLP", "MLP_REG_METRICS"]
 
@@ -27,6 +29,7 @@ _MLP_RECORDS = ("acts", "acts_scale", "wa_forward", "node_scores", "edge_scores"
 _ACTS = {"silu": nn.SiLU, "relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "identity": nn.Identity}
 
 
+@register_kind("MLP")
 class MLP(nn.Module):
     """A multilayer perceptron with pykan's MLP API: fit, attribute, connection_cost, swap, auto_swap.
 
@@ -240,6 +243,10 @@ class MLP(nn.Module):
         for l, perm in swap_math.layer_perms(scores, layers, method).items():
             if not torch.equal(perm.cpu(), torch.arange(len(perm))):
                 self.permute_layer(l, perm)
+
+    def node_edge_scores(self) -> list[torch.Tensor]:
+        """``|W_l|`` per layer, float64, (width[l+1], width[l]): the scores find_modules reads."""
+        return [lin.weight.detach().abs().to(torch.float64) for lin in self.linears]
 
     def plot(self, beta: float = 3, scale: float = 1.0, metric: str = "w", folder=None, in_vars=None,
              out_vars=None, title=None, legend: bool = True, modules: bool = False, module_threshold: float = 0.1):

@@ -109,22 +109,12 @@ def modules_from_scores(scores: Sequence[Tensor], threshold: float = 0.1) -> lis
 
 def model_scores(model) -> list[Tensor]:
     """Node-level edge scores of a KAN (fresh attribution on the cached data; a mult node's
-    subnode rows summed) or an MLP (``|W|``): ``L`` matrices, ``(n_{l+1}, n_l)``, float64."""
-    from .kan import KAN
-    from .mlp import MLP
-
-    if isinstance(model, MLP):
-        return [lin.weight.detach().abs().to(torch.float64) for lin in model.linears]
-    if not isinstance(model, KAN):
+    subnode rows summed) or an MLP (``|W|``): ``L`` matrices, ``(n_{l+1}, n_l)``, float64.
+    Each model class says what its scores are (``node_edge_scores``)."""
+    scores = getattr(model, "node_edge_scores", None)
+    if scores is None:
         raise TypeError(f"find_modules needs a kanswap KAN or MLP, got {type(model).__name__}")
-    out = []
-    for l, s in enumerate(model._score_matrices()):
-        s = s.to(torch.float64)
-        groups = model.subnode_groups(l + 1)
-        if len(groups) != s.shape[0]:  # mult nodes: a node's incoming edges end at its subnodes
-            s = torch.stack([s[g].sum(0) for g in groups])
-        out.append(s)
-    return out
+    return scores()
 
 
 def find_modules(model, threshold: float = 0.1) -> list[LayerModules]:

@@ -183,6 +183,9 @@ class _GridInfo:
         t = torch.arange(P - 1, device=dev)
         width = g[:, 1:] - g[:, :-1]  # (n, P-1)
         if inv_h is not None:
+            # The exact matrix rather than a fit: at every knot it gives exact zeros where the basis
+            # vanishes (fitted tables: 8-32 stray non-zeros, k = 1..3, and up to 6x the float64 error)
+            # and builds in 0.25-0.31 ms against 0.39-0.72 ms (python bench/basis_paths.py).
             poly = _uniform_poly(k).to(dev).expand(n, P - 1, k + 1, k + 1)  # [p, r]
             inv_w = inv_h.double().unsqueeze(1).expand(n, P - 1)
         else:

@@ -30,21 +30,8 @@ Fn = Callable[[torch.Tensor], torch.Tensor]
 
 def model_function(model) -> Fn:
     """x (B, n) -> output (B, out), differentiable any number of times: a KAN through its per-edge
-    splines, an MLP or any callable as it is."""
-    from .kan import KAN
-
-    if not isinstance(model, KAN):
-        return model
-
-    def f(x: torch.Tensor) -> torch.Tensor:
-        if len(model.input_id) != model.n_inputs:
-            x = x[:, model.input_id.to(x.device)]
-        for l, layer in enumerate(model.act_fun):
-            phi, _ = layer.edge_outputs(x)
-            x = model._to_nodes(l, phi.sum(1))
-        return x
-
-    return f
+    splines (``KAN.edgewise_forward``), an MLP or any callable as it is."""
+    return getattr(model, "edgewise_forward", model)
 
 
 def batch_jacobian(f: Fn, x: torch.Tensor, create_graph: bool = False) -> torch.Tensor:

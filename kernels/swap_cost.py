@@ -202,14 +202,14 @@ def placement_cost_and_partners(a_in: Tensor, b_out: Tensor) -> tuple[Tensor, Te
 
     Returns:
         ``M`` ``(n, n)``, ``delta_min`` ``(n,)`` and ``argmin`` ``(n,)`` as in
-        :func:`kanswap.swap.placement_cost` and :func:`kanswap.swap.best_partners` (float32 from the
+        :func:`kanswap.placement.placement_cost` and :func:`kanswap.placement.best_partners` (float32 from the
         kernel; the reference keeps the input dtype).
     """
-    from kanswap import swap
+    from kanswap import placement
 
     if triton is not None and a_in.is_cuda and b_out.is_cuda:
-        swap._check_pair(a_in, b_out)
+        placement.check_pair(a_in, b_out)
         return swap_cost_fwd(a_in, b_out)
-    m = swap.placement_cost(a_in, b_out)
-    delta_min, argmin = swap.best_partners(m)
+    m = placement.placement_cost(a_in, b_out)
+    delta_min, argmin = placement.best_partners(m)
     return m, delta_min, argmin
