@@ -170,7 +170,7 @@ def ops_per_closure(majority_data: dict) -> dict:
     """Ops per closure call of the reference KAN and MLP fits: kanswap's objective (as fit builds it)
     and pykan's closure body (forward, loss, get_reg, backward)."""
     from kanswap.flat import FlatParams
-    from kanswap.kan_objective import kan_objective
+    from kanswap.kan_objective_fused import kan_objective
     from kanswap.mlp_objective import mlp_objective
 
     x, y = majority_data["train_input"], majority_data["train_label"]

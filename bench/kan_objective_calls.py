@@ -24,7 +24,7 @@ import torch
 
 from kanswap import KAN
 from kanswap.data import majority_dataset
-from kanswap.kan_objective import kan_objective
+from kanswap.kan_objective_fused import kan_objective
 
 WORKLOADS = {
     # name: (width, grid, samples, lamb, lamb_entropy)

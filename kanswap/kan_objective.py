@@ -49,19 +49,17 @@ _BASE_FUNS = ("silu", "identity", "zero")  # the names whose value and derivativ
 
 
 def kan_objective(model, *, lamb: float, reg_metric: str, lamb_l1: float, lamb_entropy: float,
-                  lamb_coef: float, lamb_coefdiff: float, loss_fn=None, backend: str = "auto"
+                  lamb_coef: float, lamb_coefdiff: float, loss_fn=None, objective_type: type | None = None
                   ) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]] | None:
     """The closure body for ``KAN.fit``: ``f(x (B, n_in), y (B, n_out)) -> (objective, train_loss,
     reg)``, detached 0-d tensors, with d objective / d p written into every trainable ``p.grad``.
 
     Returns None when the case is not covered (see the module docstring); the caller then uses
     autograd. reg is 0 (and not computed) when lamb == 0 or the model's ``save_act`` is off, as fit
-    computes it only then. backend: 'auto' runs the compiled CPU loops
-    (``kan_objective_fused``) where they load and cover the model, else this module's PyTorch
-    path; 'reference' always this module's path; 'compiled' the compiled loops or a ValueError.
+    computes it only then. objective_type: the class built, ``_Objective`` (this module's PyTorch
+    path) or a subclass (``kan_objective_fused.FusedObjective``: the compiled CPU loops, which
+    dispatches between the two).
     """
-    if backend not in ("auto", "reference", "compiled"):
-        raise ValueError(f"backend must be 'auto', 'reference' or 'compiled', got {backend!r}")
     if loss_fn is not None or reg_metric not in _METRICS or model.base_fun not in _BASE_FUNS:
         return None
     if any(bool((sym.mask != 0).any()) for sym in model.symbolic_fun):
@@ -75,18 +73,8 @@ def kan_objective(model, *, lamb: float, reg_metric: str, lamb_l1: float, lamb_e
         covered.update(id(model._affine(name, l)) for name in _AFFINE)
     if any(p.requires_grad and id(p) not in covered for p in model.parameters()):
         return None
-    args = (model, float(lamb), reg_metric, float(lamb_l1), float(lamb_entropy), float(lamb_coef),
-            float(lamb_coefdiff))
-    if backend != "reference":
-        # Imported here: the compiled objective subclasses _Objective (this module is its base).
-        from .kan_objective_fused import FusedObjective, fused_covers
-
-        if fused_covers(model):
-            return FusedObjective(*args)
-        if backend == "compiled":
-            raise ValueError("backend='compiled': the compiled CPU loops do not cover this model (needs CPU "
-                             "float32/float64 tensors, spline order <= 15, and the library built)")
-    return _Objective(*args)
+    return (objective_type or _Objective)(model, float(lamb), reg_metric, float(lamb_l1), float(lamb_entropy),
+                                          float(lamb_coef), float(lamb_coefdiff))
 
 
 _AFFINE = ("subnode_scale", "subnode_bias", "node_scale", "node_bias")

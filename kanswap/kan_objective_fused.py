@@ -22,10 +22,33 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from . import kan_objective as reference
 from .kan_objective import _FORWARD_METRICS, _input_std, _Objective
 from .kernels import kan_objective_cpu as cpu
 
-__all__ = ["FusedObjective", "fused_covers"]
+__all__ = ["BACKENDS", "FusedObjective", "fused_covers", "kan_objective"]
+
+BACKENDS = ("auto", "reference", "compiled")
+
+
+def kan_objective(model, *, lamb: float, reg_metric: str, lamb_l1: float, lamb_entropy: float, lamb_coef: float,
+                  lamb_coefdiff: float, loss_fn=None, backend: str = "auto"):
+    """``kan_objective.kan_objective`` (same arguments, same result, None where it does not cover the
+    case) on the path ``backend`` picks: 'auto' the compiled CPU loops where they load and cover the
+    model (``fused_covers``), else the PyTorch path; 'reference' the PyTorch path; 'compiled' the
+    compiled loops or a ValueError."""
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    objective_type = None
+    if backend != "reference":
+        if fused_covers(model):
+            objective_type = FusedObjective
+        elif backend == "compiled":
+            raise ValueError("backend='compiled': the compiled CPU loops do not cover this model (they need CPU "
+                             "float32/float64 tensors, spline order <= 15, and the library built)")
+    return reference.kan_objective(model, lamb=lamb, reg_metric=reg_metric, lamb_l1=lamb_l1,
+                                   lamb_entropy=lamb_entropy, lamb_coef=lamb_coef, lamb_coefdiff=lamb_coefdiff,
+                                   loss_fn=loss_fn, objective_type=objective_type)
 
 
 def fused_covers(model) -> bool:

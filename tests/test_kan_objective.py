@@ -11,7 +11,7 @@ import torch
 from kanswap.kernels.kan_objective_cpu import available
 
 from kanswap import KAN
-from kanswap.kan_objective import kan_objective
+from kanswap.kan_objective_fused import kan_objective
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: a second thread only adds waiting
 

@@ -12,9 +12,9 @@ from test_kan_objective import _autograd, _hand, _inputs, _randomise, _rel
 
 from kanswap import KAN, create_dataset
 from kanswap.functional import basis_features
-from kanswap.kan import matrix_reg
-from kanswap.kan_objective import _Objective, kan_objective
-from kanswap.kan_objective_fused import FusedObjective
+from kanswap.kan_objective import _Objective
+from kanswap.kan_objective_fused import FusedObjective, kan_objective
+from kanswap.regularization import matrix_reg
 
 pytestmark = [pytest.mark.usefixtures("one_thread"),
               pytest.mark.skipif(not cpu.available(torch.float64), reason="compiled CPU kernels not built")]
