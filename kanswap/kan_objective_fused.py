@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from . import kan_objective as reference
-from .kan_objective import _FORWARD_METRICS, _input_std, _Objective
+from .kan_objective import _FORWARD_METRICS, _Objective
 from .kernels import kan_objective_cpu as cpu
 
 __all__ = ["BACKENDS", "FusedObjective", "fused_covers", "kan_objective"]
@@ -90,25 +90,26 @@ class FusedObjective(_Objective):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.grids = [_Grid(lay.layer) for lay in self.layers]
-        self._first_fused = None  # [x, x._version, grid copy, x0 contiguous, Basis, (var, std)] for the last x
+        self._first_fused = None  # [x, x._version, grid copy, x0 contiguous, Basis with column stats] for the last x
         # Output tensors of each layer's loops, reused from call to call (``cpu._buffer``); the first
         # layer's basis has its own, as it outlives a call.
         self.ws = [{} for _ in self.layers]
         self.ws_first: dict = {}
+        # Every edge's variance, layers stacked and zero-padded to (N, m_max) as the oracle's stds (a pad
+        # per layer and call cost 110 us at [2, 5, 1]: one copy into this buffer instead).
+        self.var64 = torch.zeros(self.offsets[-1] + self.sizes[-1][0], self.m_max, dtype=torch.float64)
 
-    def _basis(self, l: int, x: Tensor, derivative: bool, ws: dict) -> cpu.Basis:
+    def _basis(self, l: int, x: Tensor, derivative: bool, ws: dict, stats: bool) -> cpu.Basis:
         grid, inv = self.grids[l].current()
         lay = self.layers[l]
-        return cpu.basis(x, grid, inv, lay.layer.k, lay.basis.base_name, derivative, ws)
+        return cpu.basis(x, grid, inv, lay.layer.k, lay.basis.base_name, derivative, ws, stats)
 
-    def _first_basis(self, x: Tensor, with_std: bool):
+    def _first_basis(self, x: Tensor):
         grid = self.grids[0].current()[0]
         cache = self._first_fused
         if cache is None or cache[0] is not x or cache[1] != x._version or not torch.equal(cache[2], grid):
             x0 = self.model._select_inputs(x).contiguous()
-            cache = self._first_fused = [x, x._version, grid, x0, self._basis(0, x0, False, self.ws_first), None]
-        if with_std and cache[5] is None:
-            cache[5] = _input_std(cache[3])
+            cache = self._first_fused = [x, x._version, grid, x0, self._basis(0, x0, False, self.ws_first, True)]
         return cache
 
     def _run(self, x: Tensor, y: Tensor):
@@ -117,12 +118,12 @@ class FusedObjective(_Objective):
         if not all(g.sorted for g in self.grids):
             return super()._run(x, y)
         with_reg = self.lamb != 0.0 and self.model.save_act
-        first = self._first_basis(x, with_reg)
+        first = self._first_basis(x)
         h = first[3]
         recs = []
         for l, lay in enumerate(self.layers):
             W, w_sp = lay.weight()
-            bas = first[4] if l == 0 else self._basis(l, h, True, self.ws[l])
+            bas = first[4] if l == 0 else self._basis(l, h, True, self.ws[l], with_reg)
             yl, mean, var = cpu.forward(bas, W, with_reg, self.ws[l])
             z, u, h_next = lay.to_nodes(yl)
             recs.append(dict(x=h, bas=bas, W=W, w_sp=w_sp, y=yl, z=z, u=u, mean=mean, var=var))
@@ -147,13 +148,15 @@ class FusedObjective(_Objective):
         lamb = self.lamb
         B = first[3].shape[0]
         dtype = recs[0]["W"].dtype
-        var64 = torch.cat([torch.nn.functional.pad(rec["var"], (0, self.m_max - rec["var"].shape[1]))
-                           for rec in recs])  # (N, m_max), 0 on padding
+        var64 = self.var64
+        for (n, _, m), off, rec in zip(self.sizes, self.offsets, recs, strict=True):
+            var64[off:off + n, :m].copy_(rec["var"])
         e64 = var64.clamp_min(1e-36).sqrt()
         edges = e64.to(dtype)
         if self.reg_metric in _FORWARD_METRICS:
-            var_std = [first[5]] + [_input_std(rec["x"]) for rec in recs[1:]]
-            std = torch.cat([s for _, s in var_std])
+            # Input stds floored as the oracle's (variance >= 1e-24), from the basis pass's column sums.
+            xstat = torch.cat([rec["bas"].xstat for rec in recs], dim=1)  # (2, N) mean, variance
+            std = xstat[1].clamp_min(1e-24).sqrt_().to(dtype)
             reg, d_edges, d_std = self._forward_metric_reg(edges, std)
         else:
             reg, d_edges, d_std = self._backward_metric_reg(edges, recs)
@@ -161,15 +164,15 @@ class FusedObjective(_Objective):
         # c = lamb d_edges / (e (B - 1)), none below the 1e-36 floor.
         c_all = d_edges.double() * ((lamb / max(B - 1, 1)) / e64 * (var64 >= 1e-36))
         if d_std is not None:
-            variances = torch.cat([v for v, _ in var_std])
-            dvar2 = d_std * (((lamb / max(B - 1, 1)) / std) * (variances >= 1e-24))
+            dvar2 = d_std * (((lamb / max(B - 1, 1)) / std) * (xstat[1] >= 1e-24))
+            x_mean = xstat[0].to(dtype)
         for l, rec in enumerate(recs):
             (n, _, m), off = self.sizes[l], self.offsets[l]
             rec["c"] = c_all[off:off + n, :m].to(dtype).contiguous()
             rec["mean"] = rec["mean"].to(dtype)
             if l > 0 and d_std is not None:
                 x_l = rec["x"]
-                rec["dx_reg"] = (x_l - x_l.mean(0)) * dvar2[off:off + n]
+                rec["dx_reg"] = (x_l - x_mean[off:off + n]) * dvar2[off:off + n]
         if self.lamb_coef or self.lamb_coefdiff:
             reg = reg + self._coef_reg(recs)
         return reg

@@ -113,8 +113,24 @@ DEFINE_TRIANGLE(double, f64)
 EXPORT void kan_basis_##SUF(int64_t B, int64_t n, int64_t P, int64_t k, const T *restrict x,      \
                                 const T *restrict grid, const T *restrict inv, const T *restrict sig, \
                                 int64_t base_kind, int32_t *restrict start, T *restrict val,          \
-                                T *restrict dval, T *restrict base, T *restrict dbase)                \
+                                T *restrict dval, T *restrict base, T *restrict dbase,                \
+                                double *restrict xstat)                                               \
 {                                                                                                     \
+    /* xstat (2, n) or NULL: every input column's mean and sample variance, shifted direct sums */    \
+    if (xstat) {                                                                                      \
+        for (int64_t i = 0; i < n; ++i) {                                                             \
+            const double shift = (double)x[i];                                                        \
+            double s1 = 0, s2 = 0;                                                                    \
+            for (int64_t b = 1; b < B; ++b) {                                                         \
+                const double d = (double)x[b * n + i] - shift;                                        \
+                s1 += d;                                                                              \
+                s2 += d * d;                                                                          \
+            }                                                                                         \
+            const double ss = s2 - s1 * s1 / (double)B;                                               \
+            xstat[i] = shift + s1 / (double)B;                                                        \
+            xstat[n + i] = (ss < 0 ? 0.0 : ss) / (double)(B > 1 ? B - 1 : 1); /* NaN stays NaN */     \
+        }                                                                                             \
+    }                                                                                                 \
     const int64_t K = P - 1 - k, stride = n * (P - 1);                                                \
     for (int64_t b = 0; b < B; ++b) {                                                                 \
         for (int64_t i = 0; i < n; ++i) {                                                             \
@@ -263,7 +279,7 @@ EXPORT HOT void kan_forward_##SUF(int64_t B, int64_t n, int64_t m, int64_t k, in
         const double a = s1[e];                                                                       \
         const double ss = s2[e] - a * a * inv_b;                                                      \
         mean[e] = shift[e] + a * inv_b;                                                               \
-        var[e] = (ss > 0 ? ss : 0.0) * inv_b1;                                                        \
+        var[e] = (ss < 0 ? 0.0 : ss) * inv_b1; /* NaN stays NaN */                                                        \
     }                                                                                                 \
 }
 

@@ -27,20 +27,22 @@ _I64, _P = ctypes.c_int64, ctypes.c_void_p
 class Basis(NamedTuple):
     """One layer's basis windows for x (B, n): start (B, n) int32 (first coef index of the window),
     val and dval (B, n, k + 1) values and x-derivatives of the k + 1 B-splines from start on, base
-    and dbase (B, n) the base branch and its derivative; dval and dbase None when not asked."""
+    and dbase (B, n) the base branch and its derivative; dval and dbase None when not asked; xstat
+    (2, n) float64 every input column's mean and sample variance (None when not asked)."""
 
     start: Tensor
     val: Tensor
     dval: Tensor | None
     base: Tensor
     dbase: Tensor | None
+    xstat: Tensor | None
 
 
 def _library():
     lib = cpu_library("kan_objective_cpu")
     if lib is not None and not getattr(lib, "_kanswap_typed", False):
         for suffix in _SUFFIX.values():
-            getattr(lib, f"kan_basis_{suffix}").argtypes = [_I64] * 4 + [_P] * 4 + [_I64] + [_P] * 5
+            getattr(lib, f"kan_basis_{suffix}").argtypes = [_I64] * 4 + [_P] * 4 + [_I64] + [_P] * 6
             getattr(lib, f"kan_forward_{suffix}").argtypes = [_I64] * 5 + [_P] * 9
             getattr(lib, f"kan_backward_{suffix}").argtypes = [_I64] * 5 + [_P] * 13
         lib._kanswap_typed = True
@@ -84,10 +86,11 @@ def inverse_spans(grid: Tensor, k: int) -> Tensor:
     return out
 
 
-def basis(x: Tensor, grid: Tensor, inv: Tensor, k: int, base_fun: str, derivative: bool, ws: dict | None = None
-          ) -> Basis:
-    """Basis windows of x (B, n) contiguous on grid (n, P) with ``inv = inverse_spans(grid, k)``.
-    ws: reuse the output tensors of the last call with this dict (see ``_buffer``)."""
+def basis(x: Tensor, grid: Tensor, inv: Tensor, k: int, base_fun: str, derivative: bool, ws: dict | None = None,
+          stats: bool = False) -> Basis:
+    """Basis windows of x (B, n) contiguous on grid (n, P) with ``inv = inverse_spans(grid, k)``;
+    with ``stats`` also the columns' mean and variance. ws: reuse the output tensors of the last call
+    with this dict (see ``_buffer``)."""
     B, n = x.shape
     P = grid.shape[1]
     kind = BASE_KINDS[base_fun]
@@ -98,9 +101,10 @@ def basis(x: Tensor, grid: Tensor, inv: Tensor, k: int, base_fun: str, derivativ
     dval = _buffer(ws, "dval", (B, n, k + 1), dt) if derivative else None
     base = _buffer(ws, "base", (B, n), dt)
     dbase = _buffer(ws, "dbase", (B, n), dt) if derivative else None
+    xstat = _buffer(ws, "xstat", (2, n), torch.float64) if stats else None
     _fn("kan_basis", x.dtype)(B, n, P, k, _ptr(x), _ptr(grid), _ptr(inv), _ptr(sig), kind, _ptr(start), _ptr(val),
-                              _ptr(dval), _ptr(base), _ptr(dbase))
-    return Basis(start, val, dval, base, dbase)
+                              _ptr(dval), _ptr(base), _ptr(dbase), _ptr(xstat))
+    return Basis(start, val, dval, base, dbase, xstat)
 
 
 def forward(bas: Basis, W: Tensor, stats: bool, ws: dict | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:

@@ -85,7 +85,8 @@ def test_forward_backward_against_autograd(m, k):
     grid = _grid(n, G, k, gen)
     x = _points(grid, B, gen)
     W = torch.randn(n, G + k + 1, m, generator=gen, dtype=torch.float64)
-    bas = cpu.basis(x, grid, cpu.inverse_spans(grid, k), k, "silu", derivative=True)
+    bas = cpu.basis(x, grid, cpu.inverse_spans(grid, k), k, "silu", derivative=True, stats=True)
+    assert _rel(bas.xstat[0], x.mean(0)) <= 1e-14 and _rel(bas.xstat[1], x.var(0)) <= 1e-14
     y, mean, var = cpu.forward(bas, W, stats=True)
     phi = _dense_phi(bas, W)
     assert _rel(y, phi.sum(1)) <= 1e-14  # measured 1e-16
