@@ -95,6 +95,7 @@ class FusedObjective(_Objective):
         # layer's basis has its own, as it outlives a call.
         self.ws = [{} for _ in self.layers]
         self.ws_first: dict = {}
+        self.ws_predict = [{} for _ in self.layers]
         # Every edge's variance, layers stacked and zero-padded to (N, m_max) as the oracle's stds (a pad
         # per layer and call cost 110 us at [2, 5, 1]: one copy into this buffer instead).
         self.var64 = torch.zeros(self.offsets[-1] + self.sizes[-1][0], self.m_max, dtype=torch.float64)
@@ -111,6 +112,20 @@ class FusedObjective(_Objective):
             x0 = self.model._select_inputs(x).contiguous()
             cache = self._first_fused = [x, x._version, grid, x0, self._basis(0, x0, False, self.ws_first, True)]
         return cache
+
+    def predict(self, x: Tensor) -> Tensor:
+        """The model's output (B, n_out) for x (B, n_in), as ``model.forward`` without records, on the
+        compiled loops: fit's test loss in ~0.1 ms instead of ~2 ms per step on the reference model."""
+        for g in self.grids:
+            g.current()
+        if not all(g.sorted for g in self.grids):
+            return self.model.forward(x)
+        with torch.no_grad():
+            h = self.model._select_inputs(x).contiguous()
+            for l, lay in enumerate(self.layers):
+                bas = self._basis(l, h, False, self.ws_predict[l], False)
+                h = lay.to_nodes(cpu.forward(bas, lay.weight()[0], False, self.ws_predict[l])[0])[2].contiguous()
+            return h.clone()
 
     def _run(self, x: Tensor, y: Tensor):
         for g in self.grids:
