@@ -183,8 +183,7 @@ class FusedObjective(_Objective):
             x_mean = xstat[0].to(dtype)
         for l, rec in enumerate(recs):
             (n, _, m), off = self.sizes[l], self.offsets[l]
-            rec["c"] = c_all[off:off + n, :m].to(dtype).contiguous()
-            rec["mean"] = rec["mean"].to(dtype)
+            rec["c"] = c_all[off:off + n, :m]  # rows of stride m_max: the kernel takes the stride
             if l > 0 and d_std is not None:
                 x_l = rec["x"]
                 rec["dx_reg"] = (x_l - x_mean[off:off + n]) * dvar2[off:off + n]

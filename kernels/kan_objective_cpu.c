@@ -324,10 +324,10 @@ DEFINE_FORWARD(float, f32)
 DEFINE_FORWARD(double, f64)
 
 /* ---------------------------------------------------------------------------------------------- */
-/* backward: dW (n, K+1, m) and, if asked, gx (B, n), from gz (B, m) = d objective / d y and the     */
-/* regularisation's per-edge coefficient c (n, m): d objective / d phi_bij = gz_bj + c_ij (phi_bij - */
-/* mean_ij) (c = 0: no regularisation through this layer's edge stds, then mean is unused)         */
-
+/* backward: dW (n, K+1, m) and, if asked, gx (B, n), from gz (B, m) = d objective / d y and the
+ * regularisation's per-edge coefficient c (n rows of stride ldc, float64) with the edge means (n, m,
+ * float64): d objective / d phi_bij = gz_bj + c_ij (phi_bij - mean_ij), the centring in float64 (c NULL:
+ * no regularisation through this layer's edge stds, mean unused) */
 #define DEFINE_BACKWARD(T, SUF)                                                                       \
 /* sum_j q[j] in LANES partial sums: vectorised without reassociating flags, same bits every run */   \
 INLINE T sum_##SUF(int64_t m, const T *restrict q)                                                    \
@@ -346,7 +346,8 @@ INLINE void backward_rows_##SUF(int64_t B, int64_t n, int64_t m, int64_t k, int6
                                 const int32_t *restrict start, const T *restrict val,                 \
                                 const T *restrict dval, const T *restrict base,                       \
                                 const T *restrict dbase, const T *restrict W, const T *restrict gz,   \
-                                const T *restrict c, const T *restrict mean, T *restrict dW,          \
+                                const double *restrict c, int64_t ldc, const double *restrict mean,   \
+                                T *restrict dW,                                                       \
                                 T *restrict gx, T *restrict phi, T *restrict dphi)                    \
 {                                                                                                     \
     for (int64_t b = 0; b < B; ++b) {                                                                 \
@@ -360,8 +361,9 @@ INLINE void backward_rows_##SUF(int64_t B, int64_t n, int64_t m, int64_t k, int6
             const T *restrict d = gb;                                                                 \
             if (c) {                                                                                  \
                 edges_##SUF(m, k, a, v, w0, ws, phi);                                                 \
-                const T *restrict ci = c + i * m, *restrict mi = mean + i * m;                        \
-                for (int64_t j = 0; j < m; ++j) dphi[j] = gb[j] + ci[j] * (phi[j] - mi[j]);           \
+                const double *restrict ci = c + i * ldc, *restrict mi = mean + i * m;                 \
+                for (int64_t j = 0; j < m; ++j)                                                       \
+                    dphi[j] = gb[j] + (T)(ci[j] * ((double)phi[j] - mi[j]));                          \
                 d = dphi;                                                                             \
             }                                                                                         \
             T *restrict dw0 = dW + i * K1 * m;                                                        \
@@ -385,17 +387,17 @@ EXPORT HOT void kan_backward_##SUF(int64_t B, int64_t n, int64_t m, int64_t k, i
                                    const int32_t *restrict start, const T *restrict val,              \
                                    const T *restrict dval, const T *restrict base,                    \
                                    const T *restrict dbase, const T *restrict W,                      \
-                                   const T *restrict gz, const T *restrict c,                         \
-                                   const T *restrict mean, T *restrict dW, T *restrict gx,            \
+                                   const T *restrict gz, const double *restrict c, int64_t ldc,       \
+                                   const double *restrict mean, T *restrict dW, T *restrict gx,       \
                                    T *restrict phi, T *restrict dphi)                                 \
 {                                                                                                     \
     /* dW is overwritten; phi, dphi: (m,) scratch */                                                  \
     memset(dW, 0, (size_t)(n * K1 * m) * sizeof(T));                                                  \
     if (k == 3)                                                                                       \
-        backward_rows_##SUF(B, n, m, 3, K1, start, val, dval, base, dbase, W, gz, c, mean, dW, gx,    \
+        backward_rows_##SUF(B, n, m, 3, K1, start, val, dval, base, dbase, W, gz, c, ldc, mean, dW, gx, \
                             phi, dphi);                                                               \
     else                                                                                              \
-        backward_rows_##SUF(B, n, m, k, K1, start, val, dval, base, dbase, W, gz, c, mean, dW, gx,    \
+        backward_rows_##SUF(B, n, m, k, K1, start, val, dval, base, dbase, W, gz, c, ldc, mean, dW, gx, \
                             phi, dphi);                                                               \
 }
 

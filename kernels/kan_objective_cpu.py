@@ -44,7 +44,7 @@ def _library():
         for suffix in _SUFFIX.values():
             getattr(lib, f"kan_basis_{suffix}").argtypes = [_I64] * 4 + [_P] * 4 + [_I64] + [_P] * 6
             getattr(lib, f"kan_forward_{suffix}").argtypes = [_I64] * 5 + [_P] * 9
-            getattr(lib, f"kan_backward_{suffix}").argtypes = [_I64] * 5 + [_P] * 13
+            getattr(lib, f"kan_backward_{suffix}").argtypes = [_I64] * 5 + [_P] * 8 + [_I64] + [_P] * 5
         lib._kanswap_typed = True
     return lib
 
@@ -128,7 +128,8 @@ def forward(bas: Basis, W: Tensor, stats: bool, ws: dict | None = None) -> tuple
 def backward(bas: Basis, W: Tensor, gz: Tensor, c: Tensor | None, mean: Tensor | None, input_grad: bool,
              ws: dict | None = None) -> tuple[Tensor, Tensor | None]:
     """From gz (B, m) = d objective / d y and, if not None, the per-edge coefficient c (n, m) with the
-    edge means (n, m) (both in W's dtype): d objective / d phi_bij = gz_bj + c_ij (phi_bij - mean_ij).
+    edge means (n, m) (both float64; c's rows may be strided, e.g. a column slice of a wider buffer):
+    d objective / d phi_bij = gz_bj + c_ij (phi_bij - mean_ij).
     Returns dW (n, K + 1, m) and, with ``input_grad`` (needs dval, dbase), gx (B, n). ws: as ``basis``."""
     B, n = bas.start.shape
     _, K1, m = W.shape
@@ -136,7 +137,11 @@ def backward(bas: Basis, W: Tensor, gz: Tensor, c: Tensor | None, mean: Tensor |
     dW = _buffer(ws, "dW", tuple(W.shape), W.dtype)
     gx = _buffer(ws, "gx", (B, n), W.dtype) if input_grad else None
     scratch = _buffer(ws, "scratch", (2, m), W.dtype)
+    if c is not None and (c.dtype != torch.float64 or c.stride(1) != 1 or mean.dtype != torch.float64
+                          or not mean.is_contiguous()):
+        raise ValueError("backward: c needs float64 rows of unit stride and mean a contiguous float64 tensor")
+    ldc = c.stride(0) if c is not None else 0
     _fn("kan_backward", W.dtype)(B, n, m, k, K1, _ptr(bas.start), _ptr(bas.val), _ptr(bas.dval), _ptr(bas.base),
-                                 _ptr(bas.dbase), _ptr(W), _ptr(gz), _ptr(c), _ptr(mean), _ptr(dW), _ptr(gx),
+                                 _ptr(bas.dbase), _ptr(W), _ptr(gz), _ptr(c), ldc, _ptr(mean), _ptr(dW), _ptr(gx),
                                  _ptr(scratch[0]), _ptr(scratch[1]))
     return dW, gx

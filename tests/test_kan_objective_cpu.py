@@ -93,7 +93,7 @@ def test_forward_backward_against_autograd(m, k):
     assert _rel(mean, phi.mean(0)) <= 1e-13
     assert _rel(var, phi.var(0)) <= 1e-13  # measured 3e-16
     gz = torch.randn(B, m, generator=gen, dtype=torch.float64)
-    c = torch.randn(n, m, generator=gen, dtype=torch.float64)
+    c = torch.randn(n, m + 3, generator=gen, dtype=torch.float64)[:, 1:m + 1]  # strided rows, as the objective's
     dW, gx = cpu.backward(bas, W, gz, c, mean, input_grad=True)
     # Oracle: L = sum gz * y + sum_ij c_ij / 2 * sum_b (phi_bij - mean_ij)^2, d/dphi = gz + c (phi - mean).
     xg, Wg = x.clone().requires_grad_(), W.clone().requires_grad_()
