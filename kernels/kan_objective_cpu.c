@@ -403,3 +403,51 @@ EXPORT HOT void kan_backward_##SUF(int64_t B, int64_t n, int64_t m, int64_t k, i
 
 DEFINE_BACKWARD(float, f32)
 DEFINE_BACKWARD(double, f64)
+
+/* ---------------------------------------------------------------------------------------------- */
+/* the folded weight and its gradient, one pass each (6 and 5 torch ops per layer before)          */
+/* coef (n, m, K), scale_base / scale_sp / mask (n, m), mask NULL for all ones                      */
+
+#define DEFINE_WEIGHT(T, SUF)                                                                         \
+EXPORT void kan_fold_##SUF(int64_t n, int64_t m, int64_t K, const T *restrict coef,                   \
+                           const T *restrict scale_base, const T *restrict scale_sp,                  \
+                           const T *restrict mask, T *restrict W)                                     \
+{                                                                                                     \
+    /* W (n, K + 1, m): row 0 mask * scale_base, rows 1.. (mask * scale_sp) * coef */                 \
+    for (int64_t i = 0; i < n; ++i)                                                                   \
+        for (int64_t j = 0; j < m; ++j) {                                                             \
+            const int64_t e = i * m + j;                                                              \
+            const T mk = mask ? mask[e] : (T)1;                                                       \
+            const T wsp = mask ? mk * scale_sp[e] : scale_sp[e];                                      \
+            T *w = W + i * (K + 1) * m + j;                                                           \
+            w[0] = mask ? mk * scale_base[e] : scale_base[e];                                         \
+            for (int64_t c = 0; c < K; ++c) w[(c + 1) * m] = wsp * coef[e * K + c];                  \
+        }                                                                                             \
+}                                                                                                     \
+                                                                                                      \
+EXPORT void kan_fold_grad_##SUF(int64_t n, int64_t m, int64_t K, const T *restrict dW,                \
+                                const T *restrict coef, const T *restrict scale_sp,                   \
+                                const T *restrict mask, const T *restrict dcoef_reg,                  \
+                                T *restrict g_coef, T *restrict g_base, T *restrict g_sp)             \
+{                                                                                                     \
+    /* gradients of coef (n, m, K), scale_base and scale_sp (n, m) from dW (n, K + 1, m); a NULL     \
+       output is not trainable; dcoef_reg (n, m, K) or NULL is added to g_coef */                     \
+    for (int64_t i = 0; i < n; ++i)                                                                   \
+        for (int64_t j = 0; j < m; ++j) {                                                             \
+            const int64_t e = i * m + j;                                                              \
+            const T mk = mask ? mask[e] : (T)1;                                                       \
+            const T wsp = mask ? mk * scale_sp[e] : scale_sp[e];                                      \
+            const T *d = dW + i * (K + 1) * m + j;                                                    \
+            if (g_base) g_base[e] = mask ? d[0] * mk : d[0];                                          \
+            T acc = 0;                                                                                \
+            for (int64_t c = 0; c < K; ++c) {                                                         \
+                const T dc = d[(c + 1) * m];                                                          \
+                if (g_coef) g_coef[e * K + c] = dcoef_reg ? dcoef_reg[e * K + c] + dc * wsp : dc * wsp; \
+                acc += dc * coef[e * K + c];                                                          \
+            }                                                                                         \
+            if (g_sp) g_sp[e] = mask ? acc * mk : acc;                                                \
+        }                                                                                             \
+}
+
+DEFINE_WEIGHT(float, f32)
+DEFINE_WEIGHT(double, f64)

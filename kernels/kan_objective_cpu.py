@@ -16,7 +16,8 @@ from torch import Tensor
 
 from .cpu_library import cpu_library
 
-__all__ = ["BASE_KINDS", "MAX_K", "Basis", "available", "basis", "forward", "backward", "inverse_spans"]
+__all__ = ["BASE_KINDS", "MAX_K", "Basis", "available", "basis", "forward", "backward", "fold", "fold_grad",
+           "inverse_spans"]
 
 BASE_KINDS = {"silu": 0, "identity": 1, "zero": 2}
 MAX_K = 15  # the C code's local de Boor triangle holds at most MAX_K + 1 values
@@ -44,6 +45,8 @@ def _library():
         for suffix in _SUFFIX.values():
             getattr(lib, f"kan_basis_{suffix}").argtypes = [_I64] * 4 + [_P] * 4 + [_I64] + [_P] * 6
             getattr(lib, f"kan_forward_{suffix}").argtypes = [_I64] * 5 + [_P] * 9
+            getattr(lib, f"kan_fold_{suffix}").argtypes = [_I64] * 3 + [_P] * 5
+            getattr(lib, f"kan_fold_grad_{suffix}").argtypes = [_I64] * 3 + [_P] * 8
             getattr(lib, f"kan_backward_{suffix}").argtypes = [_I64] * 5 + [_P] * 8 + [_I64] + [_P] * 5
         lib._kanswap_typed = True
     return lib
@@ -145,3 +148,22 @@ def backward(bas: Basis, W: Tensor, gz: Tensor, c: Tensor | None, mean: Tensor |
                                  _ptr(bas.dbase), _ptr(W), _ptr(gz), _ptr(c), ldc, _ptr(mean), _ptr(dW), _ptr(gx),
                                  _ptr(scratch[0]), _ptr(scratch[1]))
     return dW, gx
+
+
+def fold(coef: Tensor, scale_base: Tensor, scale_sp: Tensor, mask: Tensor | None, ws: dict | None = None) -> Tensor:
+    """The folded weight W (n, K + 1, m) of coef (n, m, K) and scale_base, scale_sp, mask (n, m) (mask
+    None: all ones), as ``functional.fold_weight``: row 0 mask * scale_base, rows 1.. (mask * scale_sp) * coef.
+    All contiguous, one dtype."""
+    n, m, K = coef.shape
+    W = _buffer(ws, "W", (n, K + 1, m), coef.dtype)
+    _fn("kan_fold", coef.dtype)(n, m, K, _ptr(coef), _ptr(scale_base), _ptr(scale_sp), _ptr(mask), _ptr(W))
+    return W
+
+
+def fold_grad(dW: Tensor, coef: Tensor, scale_sp: Tensor, mask: Tensor | None, dcoef_reg: Tensor | None,
+              g_coef: Tensor | None, g_base: Tensor | None, g_sp: Tensor | None) -> None:
+    """From dW (n, K + 1, m) of the folded weight, write the gradients of coef (n, m, K, plus dcoef_reg
+    if given), scale_base and scale_sp (n, m) into the given contiguous tensors (None: not trainable)."""
+    n, m, K = coef.shape
+    _fn("kan_fold_grad", coef.dtype)(n, m, K, _ptr(dW), _ptr(coef), _ptr(scale_sp), _ptr(mask), _ptr(dcoef_reg),
+                                     _ptr(g_coef), _ptr(g_base), _ptr(g_sp))
