@@ -134,19 +134,26 @@ class FusedObjective(_Objective):
         cpu.fold_grad(dW, layer.coef.detach(), layer.scale_sp.detach(), lay.mask, dcoef_reg, *grads)
 
     def predict(self, x: Tensor) -> Tensor:
-        """The model's output (B, n_out) for x (B, n_in), as ``model.forward`` without records, on the
-        compiled loops: fit's test loss in ~0.1 ms instead of ~2 ms per step on the reference model."""
+        """The model's output (B, n_out) for x (B, n_in), as ``model.forward`` with ``save_act`` off and
+        with its side effects (``cache_data``, ``acts``, the scale records emptied), on the compiled
+        loops: fit's test loss in ~0.25 ms instead of ~2 ms per step on the reference KAN (fit split,
+        measured). Rows with NaN/inf and unsorted grids go through ``model.forward``."""
         for g in self.grids:
             g.current()
-        if not all(g.sorted for g in self.grids):
+        if not all(g.sorted for g in self.grids) or not bool(torch.isfinite(x).all()):
             return self.model.forward(x)
+        model = self.model
         with torch.no_grad():
-            h = self.model._select_inputs(x).contiguous()
+            h = model._select_inputs(x).contiguous()
+            model.cache_data = x.detach()
+            model._reset_records_for_forward()
+            model.acts = [h]
             for l, lay in enumerate(self.layers):
                 bas = self._basis(l, h, False, self.ws_predict[l], False)
                 W = self._fold(l, self.ws_predict[l])
-                h = lay.to_nodes(cpu.forward(bas, W, False, self.ws_predict[l])[0])[2].contiguous()
-            return h.clone()
+                h = lay.to_nodes(cpu.forward(bas, W, False, self.ws_predict[l])[0])[2].clone()
+                model.acts.append(h)
+            return h
 
     def _run(self, x: Tensor, y: Tensor):
         for g in self.grids:

@@ -195,9 +195,9 @@ def test_odd_sizes_and_one_sample():
 
 
 def test_predict_equals_forward():
-    """``predict`` (fit's test loss) equals model.forward in float64: mult nodes, affine, masks, updated
-    grids, inputs outside the grid. Measured 1.7e-13 relative (model.forward evaluates the basis from
-    per-interval tables)."""
+    """``predict`` (fit's test loss) equals model.forward in float64, side effects included: mult
+    nodes, affine, masks, updated grids, inputs outside the grid. Measured 1.7e-13 relative
+    (model.forward evaluates the basis from per-interval tables)."""
     gen = torch.Generator().manual_seed(34)
     model = KAN(width=[3, [2, 2], [1, 1], 2], mult_arity=[[], [2, 3], [2], []], grid=4, seed=15).double()
     x = _inputs(model, 45, gen)
@@ -207,7 +207,12 @@ def test_predict_equals_forward():
                       lamb_coef=0.0, lamb_coefdiff=0.0, backend="compiled")
     with torch.no_grad():
         want = model.forward(x)
-    assert _rel(f.predict(x), want) <= 2e-12
+    acts, model.cache_data, model.acts = model.acts, None, None
+    got = f.predict(x)
+    assert _rel(got, want) <= 2e-12
+    assert model.cache_data is not None and torch.equal(model.cache_data, x)
+    assert len(model.acts) == len(acts) and all(_rel(a, b) <= 2e-12 for a, b in zip(model.acts, acts, strict=True))
+    assert model.edge_actscale == [] and model.subnode_actscale == []
 
 
 def test_unsorted_grid_runs_the_pytorch_path():
