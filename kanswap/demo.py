@@ -57,6 +57,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``kanswap`` command line: ``--version`` and the ``demo`` sub-command with its options."""
     parser = argparse.ArgumentParser(
         prog="kanswap",
         description="kanswap: fast KANs with pykan 0.2.8's API (fit, auto_swap, prune, plot).",
@@ -93,7 +94,10 @@ def main(argv=None) -> int:
     """Entry point of ``kanswap`` and ``python -m kanswap``; returns the exit code."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # a misspelt option of a sub-command: that sub-command's usage, not the top-level one
+            sub = _subparsers(parser).get(args.command, parser)
+            sub.error(f"unrecognized arguments: {' '.join(extra)}")
     except SystemExit as exc:  # --help (0) or a usage error (2, message already printed)
         return int(exc.code) if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     if args.command is None:
@@ -111,6 +115,10 @@ def main(argv=None) -> int:
             print(f"kanswap demo: error: --device cuda was asked for but CUDA is not available "
                   f"({cuda_unavailable_reason()}); use --device cpu", file=sys.stderr)
             return 2
+        problem = out_problem(args.out)
+        if problem is not None:  # before training: a bad --out would otherwise fail after the whole run
+            print(f"kanswap demo: error: {problem}", file=sys.stderr)
+            return 2
         torch.set_num_threads(args.threads)
         kan_steps = args.steps or (QUICK_KAN_STEPS if args.quick else DEFAULT_KAN_STEPS)
         mlp_steps = args.mlp_steps or (QUICK_MLP_STEPS if args.quick else DEFAULT_MLP_STEPS)
@@ -119,6 +127,29 @@ def main(argv=None) -> int:
         return 0
     parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse rejects it first
     return 2
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """{command name: its parser} of parser's sub-commands."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}
+
+
+def out_problem(out: str) -> str | None:
+    """None when folder ``out`` exists or can be made and a file can be written in it, else a
+    one-line reason (made from the OSError: no traceback)."""
+    import tempfile
+
+    try:
+        os.makedirs(out, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        return f"--out {out!r} is not a writable folder: {reason}"
+    return None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -162,7 +193,6 @@ def run_demo(out: str = "kanswap-demo", device: str = "cpu", kan_steps: int = DE
     from .data import create_dataset_from_data, majority_dataset
     from .kan import KAN
     from .mlp import MLP
-    from .modules import format_modules
     from .plot import plot_summary
 
     os.makedirs(out, exist_ok=True)
@@ -208,7 +238,7 @@ def run_demo(out: str = "kanswap-demo", device: str = "cpu", kan_steps: int = DE
     swapped.auto_swap(method="optimal")
     swap_s = time.perf_counter() - t
     row("KAN swap optimal", swapped, swap_s, dataset, _kan_cost(swapped))
-    modules = format_modules(swapped.find_modules())
+    modules = str(swapped.find_modules())
     print(f"modules of the fitted KAN (find_modules, after the swap):\n{modules}", flush=True)
 
     pruned = None
@@ -253,6 +283,9 @@ def run_demo(out: str = "kanswap-demo", device: str = "cpu", kan_steps: int = DE
         row(f"MLP swap {method}", m, swap_s, dataset, float(m.connection_cost))
     mlp_swapped = mlp_costs["optimal"]
 
+    print()
+    print(format_table(rows), flush=True)  # before the figures: a failure there keeps the table on screen
+
     # -- figures --------------------------------------------------------------------------------
     t_plots = time.perf_counter()
     cost = {r["stage"]: r["connection_cost"] for r in rows}
@@ -274,8 +307,12 @@ def run_demo(out: str = "kanswap-demo", device: str = "cpu", kan_steps: int = DE
              f"KAN, auto_swap(method='optimal') (cost {cost['KAN swap optimal']:.3f})",
              f"KAN pruned (cost {cost['KAN prune']:.3f})" if pruned is not None else "KAN pruned (failed)",
              f"MLP, auto_swap(method='optimal') (cost {cost['MLP swap optimal']:.2f})"]
-    _save(plot_summary([obj for obj, _, _ in panels.values()], titles=short, kan_kwargs={"modules": True}),
-          os.path.join(out, f"summary.{fmt}"))
+    # saved at its size (7 in wide, not cropped), so its fonts print at their nominal size
+    summary = plot_summary([obj for obj, _, _ in panels.values()], titles=short, kan_kwargs={"modules": True},
+                           path=os.path.join(out, f"summary.{fmt}"))
+    import matplotlib.pyplot as plt
+
+    plt.close(summary)
     plot_s = time.perf_counter() - t_plots
     total_s = time.perf_counter() - t_start
 
@@ -293,8 +330,6 @@ def run_demo(out: str = "kanswap-demo", device: str = "cpu", kan_steps: int = DE
     }
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(results, f, indent=2)
-    print()
-    print(format_table(rows))
     print(f"plots {plot_s:.1f} s, total {total_s:.1f} s; figures and results.json in {os.path.abspath(out)}")
     for note in notes:
         print(f"note: {note}")
@@ -302,6 +337,7 @@ def run_demo(out: str = "kanswap-demo", device: str = "cpu", kan_steps: int = DE
 
 
 def format_table(rows: list[dict]) -> str:
+    """The demo's results table: one line per stage (accuracies, connection cost, width, seconds)."""
     head = f"{'stage':<24} {'train':>6} {'test':>6} {'conn.cost':>10}  {'width':<16} {'seconds':>8}"
     lines = [head, "-" * len(head)]
     for r in rows:

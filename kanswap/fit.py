@@ -12,21 +12,20 @@ Differences from pykan 0.2.8, each deliberate:
 - the grid-update period is at least 1 (D10) and the test batch is capped at the test-set size (D11);
 - the dataset is checked first (keys, shapes, dtype, device, NaN/inf) and refused with a clear error;
 - the test loss is evaluated without building a graph;
-- the progress bar shows only on a terminal, and ``progress=False`` or ``KANSWAP_PROGRESS=0`` turns it off.
+- the progress bar shows on a terminal and in Jupyter (``kanswap.progress``), not when piped;
+  ``progress=False`` or ``KANSWAP_PROGRESS=0`` turns it off.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from .flat import FlatParams
 from .lbfgs import LBFGS
+from .progress import progress_bar, show_progress
 from .threads import fit_threads, threads
 
 __all__ = ["fit", "check_dataset", "DATASET_KEYS", "Objective", "autograd_objective", "show_progress"]
@@ -69,16 +68,6 @@ def check_dataset(dataset: dict, in_dim: int, ref: torch.Tensor) -> None:
             raise ValueError(f"dataset[{split!r}_input] is empty")
         if x.shape[1] != in_dim:
             raise ValueError(f"{split}_input has {x.shape[1]} columns but the model expects {in_dim}")
-
-
-def show_progress(progress: bool | None) -> bool:
-    """Whether fit shows its progress bar: ``progress`` if given, else on when stderr is a terminal
-    and the environment variable ``KANSWAP_PROGRESS`` is not ``0``."""
-    if progress is not None:
-        return bool(progress)
-    if os.environ.get("KANSWAP_PROGRESS", "").strip() == "0":
-        return False
-    return sys.stderr is not None and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
 
 
 def autograd_objective(model, flat: FlatParams, lamb: float, reg: Callable[[], torch.Tensor] | None,
@@ -176,7 +165,7 @@ def fit(
         objective, state["train_loss"], state["reg"] = objective_fn(x, y)
         return objective.item()
 
-    pbar = tqdm(range(steps), ncols=100, disable=not show_progress(progress))
+    pbar = progress_bar(steps, show_progress(progress))
     try:
         with threads(fit_threads(bs, flat.x.numel())):
             for step in pbar:

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from .spline import _GridInfo, _horner, bspline_dense, local_parts, window_eval
+from .spline import _GridInfo, _horner, bspline_dense, bspline_local, window_eval
 
 __all__ = [
     "BASE_FUNS",
@@ -97,7 +97,7 @@ def _features(x: torch.Tensor, grid: torch.Tensor, k: int, base_fun: str, deriva
         return feats, (jf_all, u_all, info.cols, info.dcoef), info
     # de Boor's local triangle: k = 0, and k > 3 on updated grids, where float32 Horner on fitted
     # tables would lose accuracy (1.6e-6 at k = 5 against de Boor's 3e-7; see spline._GridInfo).
-    values, first, dvalues = local_parts(x, grid, k, derivative=derivative)
+    values, first, dvalues = bspline_local(x, grid, k, derivative=derivative)
     # Functions that do not exist have value 0, so clamping their column and adding is exact.
     cols = (first.unsqueeze(-1) + torch.arange(k + 1, device=x.device)).clamp_(0, n_basis - 1).add_(1)
     feats.scatter_add_(2, cols, values)

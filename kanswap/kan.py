@@ -24,7 +24,8 @@ from .kan_objective_fused import kan_objective
 from .layer import KANLayer, check_input, nan_rows, resolve_base_fun
 from .model_kinds import register_kind
 from .mult_swap import grouped_greedy_perms
-from .records import batch_std, deepcopy_without_records, forward_with_records, sample_std
+from .records import batch_std, deepcopy_without_records, forward_with_records
+from .records import sample_std as _std
 from .regularization import matrix_reg
 from .symbolic_layer import SymbolicStub
 
@@ -80,6 +81,17 @@ class KAN(nn.Module):
                  grid_eps=0.02, grid_range=(-1, 1), sp_trainable=True, sb_trainable=True, seed=1,
                  save_act=True, sparse_init=False, auto_save=False, first_init=True, ckpt_path="./model",
                  state_id=0, round=0, device="cpu", backend="auto"):
+        """Build a KAN; pykan's MultKAN arguments.
+
+        width: node layers, ints (sum nodes) or [n_sum, n_mult] pairs, e.g. [2, 5, 1] or
+        [2, [3, 2], 1]. grid (intervals) and k (spline order) per model or per layer; mult_arity: an
+        int or per-node lists. noise_scale, scale_base_mu, scale_base_sigma, base_fun ('silu', 'identity',
+        'zero' or a callable), sp_trainable, sb_trainable, affine_trainable, grid_eps, grid_range,
+        sparse_init: the initialisation and training switches of pykan. seed: seeds torch, numpy and
+        random first, as pykan does, so the same seed gives pykan's parameters. device: 'cpu' or 'cuda'
+        (clear error without CUDA); backend: 'auto', 'reference' or 'triton' for the layers. Unlike
+        pykan nothing is written to disk unless ``auto_save=True``, and ``width`` is not modified.
+        The model takes input (B, width[0]) and returns (B, width[-1])."""
         super().__init__()
         if width is None:
             raise ValueError("width is required, e.g. KAN(width=[2, 5, 1])")
@@ -157,10 +169,12 @@ class KAN(nn.Module):
     # -- structure ------------------------------------------------------------------------------
     @property
     def depth(self) -> int:
+        """Number of layers of edges, L = len(width) - 1."""
         return len(self.width) - 1
 
     @property
     def width_in(self) -> list[int]:
+        """Nodes per node layer, sum plus mult nodes: [n_0, ..., n_L] (pykan's ``width_in``)."""
         return [a + b for a, b in self.width]
 
     def _arities(self, l: int) -> list[int]:
@@ -171,14 +185,18 @@ class KAN(nn.Module):
 
     @property
     def width_out(self) -> list[int]:
+        """Subnodes per node layer (what the edges of the layer below end on): sum nodes plus the
+        arities of the mult nodes; equal to ``width_in`` without mult nodes."""
         return [self.width[l][0] + sum(self._arities(l)) for l in range(len(self.width))]
 
     @property
     def n_sum(self) -> list[int]:
+        """Sum nodes of each hidden layer: [width[1][0], ..., width[L-1][0]] (pykan's ``n_sum``)."""
         return [w[0] for w in self.width[1:-1]]
 
     @property
     def n_mult(self) -> list[int]:
+        """Mult nodes of each hidden layer: [width[1][1], ..., width[L-1][1]] (pykan's ``n_mult``)."""
         return [w[1] for w in self.width[1:-1]]
 
     @property
@@ -205,18 +223,22 @@ class KAN(nn.Module):
 
     @property
     def node_bias(self) -> list[nn.Parameter]:
+        """Per layer of edges l, the bias added to node layer l+1: L parameters of shape (width_in[l+1],)."""
         return [self._affine("node_bias", l) for l in range(self.depth)]
 
     @property
     def node_scale(self) -> list[nn.Parameter]:
+        """Per layer of edges l, the scale of node layer l+1: L parameters of shape (width_in[l+1],)."""
         return [self._affine("node_scale", l) for l in range(self.depth)]
 
     @property
     def subnode_bias(self) -> list[nn.Parameter]:
+        """Per layer of edges l, the bias of its subnodes: L parameters of shape (width_out[l+1],)."""
         return [self._affine("subnode_bias", l) for l in range(self.depth)]
 
     @property
     def subnode_scale(self) -> list[nn.Parameter]:
+        """Per layer of edges l, the scale of its subnodes: L parameters of shape (width_out[l+1],)."""
         return [self._affine("subnode_scale", l) for l in range(self.depth)]
 
     def subnode_groups(self, l: int) -> list[list[int]]:
@@ -264,7 +286,7 @@ class KAN(nn.Module):
                 y, edge = layer.output_and_std(x)
                 edge = edge.t()  # (out, in), carries grad for reg
                 self.subnode_actscale.append(batch_std(y.detach()))
-                norm = sample_std(x).unsqueeze(0) + 0.1  # std(x_i), not detached (as pykan)
+                norm = _std(x).unsqueeze(0) + 0.1  # std(x_i), not detached (as pykan)
                 self.edge_actscale.append(edge)
                 self.acts_scale_spline.append(edge / norm)
                 self.acts_scale.append((edge / norm).detach())
@@ -341,6 +363,7 @@ class KAN(nn.Module):
 
     @property
     def n_edge(self) -> int:
+        """Number of active edges (mask > 0) over all layers."""
         return int(sum((layer.mask > 0).sum().item() for layer in self.act_fun))
 
     # -- regularisation -------------------------------------------------------------------------
@@ -376,6 +399,8 @@ class KAN(nn.Module):
         return total
 
     def get_reg(self, reg_metric, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff) -> torch.Tensor:
+        """pykan's name for ``reg(reg_metric, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff)``: a scalar
+        tensor with a gradient, from the latest forward's records."""
         return self.reg(reg_metric, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff)
 
     # -- grids ----------------------------------------------------------------------------------
@@ -393,6 +418,7 @@ class KAN(nn.Module):
         self.acts = None
 
     def update_grid_from_samples(self, x) -> None:
+        """pykan's name for ``update_grid(x)``: x (B, input_dim) or a dataset dict (its ``train_input``)."""
         self.update_grid(x)
 
     def _layer_forward(self, l: int, x: torch.Tensor) -> torch.Tensor:
@@ -412,8 +438,8 @@ class KAN(nn.Module):
         """Train with pykan's signature and results dict (``train_loss``, ``test_loss``, ``reg`` and
         one list per metric). See ``kanswap.fit`` for the deliberate differences from pykan.
 
-        progress: show the progress bar (default: only when stderr is a terminal and the environment
-        variable ``KANSWAP_PROGRESS`` is not ``0``)."""
+        progress: show the progress bar (default: on a terminal and in Jupyter, not when the output
+        is piped; the environment variable ``KANSWAP_PROGRESS=0`` turns it off)."""
         if reg_metric not in REG_METRICS:
             raise ValueError(f"unknown reg_metric {reg_metric!r}; use one of {list(REG_METRICS)}")
         if grid_update_num < 1:
@@ -442,9 +468,9 @@ class KAN(nn.Module):
                 if step % save_fig_freq == 0:
                     import matplotlib.pyplot as plt
 
-                    self.plot(in_vars=in_vars, out_vars=out_vars, title=f"Step {step}", beta=beta)
-                    plt.savefig(os.path.join(img_folder, f"{step}.jpg"), bbox_inches="tight", dpi=200)
-                    plt.close()
+                    fig = self.plot(in_vars=in_vars, out_vars=out_vars, title=f"Step {step}", beta=beta)
+                    fig.savefig(os.path.join(img_folder, f"{step}.jpg"), bbox_inches="tight", dpi=200)
+                    plt.close(fig)
 
         def fast_objective(lamb_: float):
             return kan_objective(self, lamb=lamb_, reg_metric=reg_metric, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy,
@@ -614,45 +640,68 @@ class KAN(nn.Module):
                     state_id=self.state_id, round=self.round, backend=self.backend)
 
     def saveckpt(self, path: str = "model") -> None:
+        """Write the model to the single file ``path``: config, parameters and cached data (pykan writes
+        three files, ``{path}_config.yml``, ``{path}_state``, ``{path}_cache_data``). Read it back with
+        ``KAN.loadckpt(path)``."""
         from .checkpoint import save_model
 
         save_model(self, path)
 
     @staticmethod
     def loadckpt(path: str = "model") -> KAN:
+        """A KAN read from ``path``: kanswap's one-file checkpoint (opened with ``weights_only=True``: no
+        code runs) or pykan's three files. A file holding an MLP is a TypeError naming what it holds."""
         from .checkpoint import load_kind
 
         return load_kind(path, "KAN")
 
     def copy(self) -> KAN:
+        """A deep copy without the latest forward's records (acts, scores); parameters are not shared."""
         return copy.deepcopy(self)
 
     def __deepcopy__(self, memo):
         return deepcopy_without_records(self, memo, _RECORD_KEYS)
 
     def to(self, *args, **kwargs):
+        """``nn.Module.to``, keeping ``device`` in step (pykan's attribute)."""
         out = super().to(*args, **kwargs)
         self.device = self.act_fun[0].coef.device
         return out
 
     def prune_node(self, threshold: float = 1e-2, mode: str = "auto", active_neurons_id=None,
                    log_history: bool = True, compensate: bool = True) -> KAN:
+        """A new, smaller model without the hidden nodes whose attribution score is at most
+        ``threshold`` (mode 'auto'), or keeping the ids ``active_neurons_id[l-1]`` of each hidden layer
+        (mode 'manual'). ``compensate=True`` folds a removed node's mean output (on the cached data)
+        into the biases it fed. Unlike pykan, the original is untouched (pykan zeroes its masks) and
+        every hyperparameter is kept, without reseeding the RNG."""
         from .prune import prune_node
 
         return prune_node(self, threshold, mode, active_neurons_id, log_history, compensate)
 
     def prune_edge(self, threshold: float = 3e-2, log_history: bool = True, compensate: bool = True) -> KAN:
+        """A new model with every edge whose attribution score ``edge_scores[l][j, i]`` is at most
+        ``threshold`` masked; ``compensate=True`` folds a removed edge's mean output into its node's
+        bias. Unlike pykan it computes its own scores (no earlier ``attribute()`` needed) and returns
+        a new model instead of changing this one."""
         from .prune import prune_edge
 
         return prune_edge(self, threshold, log_history, compensate)
 
     def prune(self, node_th: float = 1e-2, edge_th: float = 3e-2, compensate: bool = True) -> KAN:
+        """``prune_node(node_th)`` and then, on the result's fresh scores, ``prune_edge(edge_th)``: a new,
+        smaller model; this one is untouched (pykan zeroes its masks). ``compensate=True`` folds what
+        is removed into the biases, keeping the accuracy (pykan drops it)."""
         from .prune import prune
 
         return prune(self, node_th, edge_th, compensate)
 
     def prune_input(self, threshold: float = 1e-2, active_inputs=None, log_history: bool = True,
                     compensate: bool = True) -> KAN:
+        """A new model reading only the inputs whose attribution score is above ``threshold`` (or the
+        ids in ``active_inputs``). It still takes data of shape (B, input_dim) and picks its columns
+        with ``input_id``; ``plot(in_vars=...)`` takes the original names. ``compensate=True`` folds a
+        removed input's mean contribution into the biases."""
         from .prune import prune_input
 
         return prune_input(self, threshold, active_inputs, log_history, compensate)
@@ -660,9 +709,13 @@ class KAN(nn.Module):
     def plot(self, folder=None, beta: float = 3, metric: str = "backward", scale: float = 0.5, tick: bool = False,
              sample: bool = False, in_vars=None, out_vars=None, title=None, varscale: float = 1.0,
              legend: bool = True, modules: bool = False, module_threshold: float = 0.1):
-        """Draw the network (nodes, edges with alpha tanh(beta * score), each edge's curve as an inset,
-        input/output labels, a colour bar; ``modules=True`` colours ``find_modules``' modules) and
-        return the matplotlib Figure; writes ``{folder}/kan.png`` only when ``folder`` is given."""
+        """Draw the network and return the matplotlib Figure (pykan's returns None and writes a PNG
+        per edge): nodes, edges with opacity tanh(beta * score), each visible edge's curve in a box
+        on it, labels (``in_vars``: one name per remaining input or, after ``prune_input``, one per
+        original input; ``$...$`` as math text), a colour bar; ``modules=True`` colours
+        ``find_modules``' modules, with a key. In Jupyter a cell ending in ``model.plot()`` shows
+        the figure once; it stays open and current, as pykan's (``plt.savefig`` works after it).
+        Writes ``{folder}/kan.png`` only when ``folder`` is given. See ``kanswap.plot.plot_kan``."""
         from .plot import plot_kan
 
         return plot_kan(self, folder=folder, beta=beta, metric=metric, scale=scale, tick=tick, sample=sample,
@@ -703,16 +756,23 @@ class KAN(nn.Module):
         return refine(self, new_grid)
 
     def initialize_from_another_model(self, another_model: KAN, x: torch.Tensor) -> KAN:
+        """Make this model (same width, any grid size) compute ``another_model``'s function on x
+        (B, input_dim): refined grids, splines fitted by least squares, the other's scales, masks,
+        affine values and input selection. Returns this model, as pykan's."""
         from .grid_ops import initialize_from_another_model
 
         return initialize_from_another_model(self, another_model, x)
 
     def initialize_grid_from_another_model(self, model: KAN, x: torch.Tensor) -> None:
+        """Refit this model's grids from ``model``'s (same width) and fit the splines to its activations
+        on x (B, input_dim); changes this model in place."""
         from .grid_ops import initialize_grid_from_another_model
 
         initialize_grid_from_another_model(self, model, x)
 
     def remove_edge(self, l: int, i: int, j: int, log_history: bool = True) -> None:
+        """Mask edge (l, i, j): input i of layer of edges l to its output (subnode) j; in place, logged as
+        a new model version unless ``log_history=False``."""
         from .edit import remove_edge
 
         remove_edge(self, l, i, j)
@@ -720,6 +780,8 @@ class KAN(nn.Module):
             self.log_history("remove_edge")
 
     def remove_node(self, l: int, i: int, mode: str = "all", log_history: bool = True) -> None:
+        """Mask node i of node layer l: its incoming edges (``mode='down'``), outgoing ones ('up') or both
+        ('all'); in place, logged as a new version unless ``log_history=False``."""
         from .edit import remove_node
 
         remove_node(self, l, i, mode)
@@ -727,48 +789,67 @@ class KAN(nn.Module):
             self.log_history("remove_node")
 
     def module(self, start_layer: int, chain: str) -> None:
+        """pykan's module constraint: ``chain`` '[ins]->[outs]->[ins]->...' from layer ``start_layer``; in
+        each layer, the edges between the group and the rest (both ways) are masked. In place."""
         from .edit import module
 
         module(self, start_layer, chain)
         self.log_history("module")
 
     def expand_width(self, layer_id: int, n_added_nodes: int, sum_bool: bool = True, mult_arity=2) -> None:
+        """Add ``n_added_nodes`` nodes to hidden node layer ``layer_id`` (sum nodes, or mult nodes of
+        ``mult_arity`` with ``sum_bool=False``). Existing edges are kept and the new ones masked, so the
+        function is unchanged (pykan replaces both layers and loses it). In place."""
         from .edit import expand_width
 
         expand_width(self, layer_id, n_added_nodes, sum_bool, mult_arity)
 
     def expand_depth(self) -> None:
+        """Append an identity layer at the output (exact on the output range of the cached data); pykan's
+        needs a symbolic identity and fails with an int ``mult_arity``. In place."""
         from .edit import expand_depth
 
         expand_depth(self)
 
     def perturb(self, mag: float = 1.0, mode: str = "non-intrusive") -> None:
+        """Switch on inactive edges (mask 0 -> ``mag``) by pykan's edge types; 'non-intrusive' switches on
+        only edges into inactive nodes and keeps the function unchanged (pykan reads activity from
+        symbolic functions only). In place, logged as a new version."""
         from .edit import perturb
 
         perturb(self, mag, mode)
         self.log_history("perturb")
 
     def get_fun(self, l: int, i: int, j: int, plot: bool = True):
+        """The samples of edge (l, i, j) on the latest forward: sorted inputs and outputs, two numpy
+        arrays of shape (B,); with ``plot=True`` also draws them (a 3x3 in figure), as pykan's."""
         from .introspect import get_fun
 
         return get_fun(self, l, i, j, plot)
 
     def get_range(self, l: int, i: int, j: int, verbose: bool = True):
+        """(x_min, x_max, y_min, y_max) of edge (l, i, j) on the latest forward, numpy scalars; printed
+        when ``verbose``."""
         from .introspect import get_range
 
         return get_range(self, l, i, j, verbose)
 
     def evaluate(self, dataset: dict) -> dict:
+        """pykan's evaluate: {'test_loss': RMSE on dataset['test_input'/'test_label'], 'n_edge': active
+        edges, 'n_grid': grid intervals}."""
         from .introspect import evaluate
 
         return evaluate(self, dataset)
 
     def speed(self, compile: bool = False):
+        """Switch off recording, symbolic and auto_save for fast inference; returns the model, or
+        ``torch.compile`` of it with ``compile=True``."""
         from .introspect import speed
 
         return speed(self, compile)
 
     def get_params(self):
+        """The model's parameters (``self.parameters()``), as pykan's."""
         return self.parameters()
 
     def disable_symbolic_in_fit(self, lamb: float) -> tuple[bool, bool]:
@@ -781,12 +862,17 @@ class KAN(nn.Module):
         return old
 
     def feature_interaction(self, l: int, neuron_th: float = 1e-2, feature_th: float = 1e-2) -> dict:
+        """For each node of node layer l (1..L) whose largest input attribution exceeds ``neuron_th``,
+        the tuple of inputs scoring above ``feature_th`` times that largest; returns {tuple: count}."""
         from .introspect import feature_interaction
 
         return feature_interaction(self, l, neuron_th, feature_th)
 
     def tree(self, x=None, in_var=None, style: str = "tree", sym_th: float = 1e-3, sep_th: float = 1e-1,
              skip_sep_test: bool = False, verbose: bool = False):
+        """Draw pykan's hypothesis tree of the model's separability (``style`` 'tree' or 'box') on x
+        (B, input_dim; default the cached data) and return the Figure (pykan's returns None). Names:
+        ``in_var`` (LaTeX without $)."""
         from .tree import plot_tree
 
         return plot_tree(self, x, in_var=in_var, style=style, sym_th=sym_th, sep_th=sep_th,
@@ -794,11 +880,13 @@ class KAN(nn.Module):
 
     @staticmethod
     def score2alpha(score, beta: float = 3.0):
+        """The plot's edge opacity for a score: tanh(beta * score), same type and shape back."""
         from .introspect import score2alpha
 
         return score2alpha(score, beta)
 
     def get_coordinate(self, n: int) -> torch.Tensor:
+        """Positions (n,) of n nodes on [0, 1], (i + 1/2) / n: what ``connection_cost`` measures with."""
         from .introspect import get_coordinate
 
         return get_coordinate(n, self.device)
@@ -810,24 +898,45 @@ class KAN(nn.Module):
             "KAN (load this model's state_dict into it) for the symbolic steps")
 
     def fix_symbolic(self, *args, **kwargs):
+        """pykan's ``fix_symbolic``. Not available in this version: raises NotImplementedError
+        saying how to get formulas (fit numerically and read edges with ``get_fun``, or load the
+        state_dict into pykan's KAN)."""
         self._symbolic("fix_symbolic")
 
     def unfix_symbolic(self, *args, **kwargs):
+        """pykan's ``unfix_symbolic``. Not available in this version: raises NotImplementedError
+        saying how to get formulas (fit numerically and read edges with ``get_fun``, or load the
+        state_dict into pykan's KAN)."""
         self._symbolic("unfix_symbolic")
 
     def unfix_symbolic_all(self, *args, **kwargs):
+        """pykan's ``unfix_symbolic_all``. Not available in this version: raises NotImplementedError
+        saying how to get formulas (fit numerically and read edges with ``get_fun``, or load the
+        state_dict into pykan's KAN)."""
         self._symbolic("unfix_symbolic_all")
 
     def set_mode(self, *args, **kwargs):
+        """pykan's ``set_mode``. Not available in this version: raises NotImplementedError
+        saying how to get formulas (fit numerically and read edges with ``get_fun``, or load the
+        state_dict into pykan's KAN)."""
         self._symbolic("set_mode")
 
     def suggest_symbolic(self, *args, **kwargs):
+        """pykan's ``suggest_symbolic``. Not available in this version: raises NotImplementedError
+        saying how to get formulas (fit numerically and read edges with ``get_fun``, or load the
+        state_dict into pykan's KAN)."""
         self._symbolic("suggest_symbolic")
 
     def auto_symbolic(self, *args, **kwargs):
+        """pykan's ``auto_symbolic``. Not available in this version: raises NotImplementedError
+        saying how to get formulas (fit numerically and read edges with ``get_fun``, or load the
+        state_dict into pykan's KAN)."""
         self._symbolic("auto_symbolic")
 
     def symbolic_formula(self, *args, **kwargs):
+        """pykan's ``symbolic_formula``. Not available in this version: raises NotImplementedError
+        saying how to get formulas (fit numerically and read edges with ``get_fun``, or load the
+        state_dict into pykan's KAN)."""
         self._symbolic("symbolic_formula")
 
 

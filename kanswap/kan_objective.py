@@ -106,7 +106,7 @@ class _Basis:
     """The dense basis of one layer by Cox-de Boor on (B, n, P) tensors, with its derivative.
 
     Every order is 3 ops on whole rows (no per-point interval search or table lookup): features and
-    derivative in ~40 ops (half of them views) against ~70 for ``spline.local_parts`` plus the
+    derivative in ~40 ops (half of them views) against ~70 for ``spline.bspline_local`` plus the
     scatter into dense columns, and faster at every size measured (features + derivative after a
     grid update, one thread, medians on the shared machine): (409, 10) G=3 1.0 ms vs 2.1 ms,
     (2048, 64) G=3 153 vs 219 ms, (1024, 256) G=5 291 vs 380 ms; so there is no second path. It is

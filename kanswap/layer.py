@@ -122,6 +122,13 @@ class KANLayer(nn.Module):
         backend: str = "auto",
         generator: torch.Generator | None = None,
     ):
+        """Build one layer with pykan's KANLayer arguments: ``num`` grid intervals of order ``k``
+        on ``grid_range``, ``coef`` (in_dim, out_dim, num + k) fitted to uniform noise of amplitude
+        ``noise_scale`` / num, ``scale_base`` (in_dim, out_dim) = (scale_base_mu + scale_base_sigma
+        U(-1, 1)) / sqrt(in_dim), ``scale_sp`` / sqrt(in_dim), ``mask`` (in_dim, out_dim) of ones
+        (random sparse with ``sparse_init``). ``backend`` 'auto' uses the fused Triton kernel on CUDA with triton, else
+        the reference path. ``generator``: draw the initialisation from it instead of torch's global
+        RNG (pykan has no such argument)."""
         super().__init__()
         for name, value, low in (("in_dim", in_dim, 1), ("out_dim", out_dim, 1), ("num (grid)", num, 1),
                                  ("k", k, 1)):
@@ -151,6 +158,7 @@ class KANLayer(nn.Module):
         self.to(device)
 
     def extra_repr(self) -> str:
+        """The sizes shown by ``print(layer)``."""
         return (f"in_dim={self.in_dim}, out_dim={self.out_dim}, num={self.num}, k={self.k}, "
                 f"base_fun={self.base_fun_name}")
 
@@ -322,6 +330,10 @@ class KANLinear(KANLayer):
     def __init__(self, in_features: int, out_features: int, bias: bool = True, grid: int = 5, k: int = 3,
                  noise_scale: float = 0.3, grid_range: Sequence[float] = (-1, 1), base_fun="silu",
                  backend: str = "auto", device=None, dtype=None, **kwargs):
+        """Build a layer taking (*, in_features) to (*, out_features): ``grid`` intervals of order
+        ``k`` on ``grid_range``, ``bias`` (zeros) as nn.Linear's, ``base_fun``, ``backend`` ('auto',
+        'reference', 'triton'), ``device`` and ``dtype`` as nn.Linear's; other KANLayer arguments by
+        keyword. Bad arguments raise at construction, naming KANLinear."""
         for name, value in (("in_features", in_features), ("out_features", out_features), ("grid", grid),
                             ("k", k)):
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -343,13 +355,16 @@ class KANLinear(KANLayer):
 
     @property
     def in_features(self) -> int:
+        """Input features (nn.Linear's name): the last dimension of the input."""
         return self.in_dim
 
     @property
     def out_features(self) -> int:
+        """Output features (nn.Linear's name): the last dimension of the output."""
         return self.out_dim
 
     def extra_repr(self) -> str:
+        """The sizes shown by ``print(layer)``."""
         return (f"in_features={self.in_dim}, out_features={self.out_dim}, bias={self.bias is not None}, "
                 f"grid={self.num}, k={self.k}, base_fun={self.base_fun_name}")
 
@@ -364,11 +379,13 @@ class KANLinear(KANLayer):
 
     @torch.no_grad()
     def permute(self, perm: torch.Tensor, mode: str) -> None:
+        """KANLayer's ``permute``; reordering the outputs ('out') also reorders ``bias``."""
         super().permute(perm, mode)
         if mode == "out" and self.bias is not None:
             self.bias.data = self.bias.data[torch.as_tensor(perm, dtype=torch.long, device=self.bias.device)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (*, in_features), a floating tensor -> (*, out_features); leading dimensions are kept."""
         if not isinstance(x, torch.Tensor):
             raise TypeError(f"KANLinear input must be a torch.Tensor, got {type(x).__name__}; "
                             "convert with torch.as_tensor(x, dtype=torch.float32)")

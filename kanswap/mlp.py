@@ -40,6 +40,9 @@ class MLP(nn.Module):
 
     def __init__(self, width: Sequence[int], act: str = "silu", save_act: bool = True, seed: int = 0,
                  device="cpu"):
+        """Build an MLP of ``width`` (list of ints) with the hidden activation ``act`` ('silu' by
+        default; pykan ignores the argument), weights from ``torch.manual_seed(seed)`` (pykan's values;
+        pykan's module import also reseeds, kanswap's does not). Input (B, width[0]) -> (B, width[-1])."""
         super().__init__()
         if not isinstance(width, (list, tuple)) or len(width) < 2:
             raise ValueError(f"width must list at least two layers, got {width!r}")
@@ -62,15 +65,18 @@ class MLP(nn.Module):
         self.to(device)
 
     def to(self, *args, **kwargs):
+        """``nn.Module.to``, keeping ``device`` in step (pykan's attribute)."""
         out = super().to(*args, **kwargs)
         self.device = self.linears[0].weight.device
         return out
 
     @property
     def input_dim(self) -> int:
+        """Columns the model's input has: width[0]."""
         return self.width[0]
 
     def copy(self) -> MLP:
+        """A deep copy (parameters not shared)."""
         return copy.deepcopy(self)
 
     def config(self) -> dict:
@@ -95,6 +101,7 @@ class MLP(nn.Module):
 
     @property
     def w(self) -> list[torch.Tensor]:
+        """The weight matrices, one per layer: L tensors of shape (width[l+1], width[l]) (pykan's ``w``)."""
         return [lin.weight for lin in self.linears]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -139,6 +146,9 @@ class MLP(nn.Module):
         self.wa_backward = self.edge_scores
 
     def reg(self, reg_metric: str = "w", lamb_l1: float = 1.0, lamb_entropy: float = 2.0) -> torch.Tensor:
+        """pykan's MLP regularisation of the weights ('w'), of weight x input std ('act') or of the
+        attribution scores ('fa') of the latest forward: L1 plus ``lamb_entropy`` x entropy, summed over
+        layers; a scalar tensor with a gradient."""
         if reg_metric == "w":
             mats = self.w
         elif reg_metric == "act":
@@ -157,6 +167,7 @@ class MLP(nn.Module):
         return total
 
     def get_reg(self, reg_metric, lamb_l1, lamb_entropy) -> torch.Tensor:
+        """pykan's name for ``reg(reg_metric, lamb_l1, lamb_entropy)``."""
         return self.reg(reg_metric, lamb_l1, lamb_entropy)
 
     def fit(self, dataset: dict, opt: str = "LBFGS", steps: int = 100, log: int = 1, lamb: float = 0.0,
@@ -166,8 +177,8 @@ class MLP(nn.Module):
             display_metrics: Sequence[str] | None = None, progress: bool | None = None) -> dict:
         """pykan's MLP fit (same loop as KAN.fit, no grid updates). 'fa' works with Adam too (D20).
 
-        progress: show the progress bar (default: only when stderr is a terminal and the environment
-        variable ``KANSWAP_PROGRESS`` is not ``0``)."""
+        progress: show the progress bar (default: on a terminal and in Jupyter, not when the output
+        is piped; the environment variable ``KANSWAP_PROGRESS=0`` turns it off)."""
         if reg_metric not in MLP_REG_METRICS:
             raise ValueError(f"unknown reg_metric {reg_metric!r}; use one of {list(MLP_REG_METRICS)}")
 
@@ -215,6 +226,8 @@ class MLP(nn.Module):
                 self.attribute()
 
     def swap(self, l: int, i1: int, i2: int) -> None:
+        """Swap hidden neurons i1 and i2 of node layer l (1..L-1): rows of the layer below, columns of the
+        layer above; the function is unchanged."""
         self._check_node_layer(l)
         n = self.width[l]
         for name, i in (("i1", i1), ("i2", i2)):
@@ -225,6 +238,8 @@ class MLP(nn.Module):
         self.permute_layer(l, perm)
 
     def auto_swap_l(self, l: int, method: str = "greedy") -> None:
+        """Reorder the hidden neurons of node layer l to lower the connection cost (``method`` 'greedy',
+        pykan's decisions, or 'optimal'); the function is unchanged."""
         self._check_node_layer(l)
         self._auto_swap([l], method)
 
@@ -250,8 +265,10 @@ class MLP(nn.Module):
 
     def plot(self, beta: float = 3, scale: float = 1.0, metric: str = "w", folder=None, in_vars=None,
              out_vars=None, title=None, legend: bool = True, modules: bool = False, module_threshold: float = 0.1):
-        """Edges coloured by sign (blue > 0, red < 0, grey = 0), alpha tanh(beta |p|), a colour bar saying
-        so, input/output labels (``modules=True``: coloured by module instead); returns the Figure."""
+        """Draw the MLP and return the Figure: weights coloured by sign (blue > 0, red < 0), opacity
+        tanh(beta |p|), a colour bar saying so, input/output labels (``modules=True``: coloured by
+        module instead, with a key). In Jupyter a cell ending in ``model.plot()`` shows it once.
+        See ``kanswap.plot.plot_mlp``."""
         from .plot import plot_mlp
 
         return plot_mlp(self, beta=beta, scale=scale, metric=metric, folder=folder, in_vars=in_vars,

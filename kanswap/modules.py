@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["LayerModules", "find_modules", "modules_from_scores", "model_scores", "format_modules"]
+__all__ = ["LayerModules", "ModuleReport", "find_modules", "modules_from_scores", "model_scores", "format_modules"]
 
 
 @dataclass
@@ -42,6 +42,26 @@ class LayerModules:
     groups: list[list[int]]  # ... a partition of range(width of node layer l) into modules
     nodes: list[list[int]]  # for each group, the node indices of layer l+1 that it reaches (disjoint across groups)
     modularity: float  # share of layer l's edge score that stays inside groups (1.0 = separable)
+
+
+class ModuleReport(list):
+    """``find_modules``' result: a list of :class:`LayerModules` (0-based indices, as in ``width``,
+    ``swap`` and ``edge_scores``) that prints as ``format_modules`` does: layers and nodes counted
+    from 1, inputs named x1.. (by original input after ``prune_input``) and outputs y1.."""
+
+    def __init__(self, modules=(), in_vars: Sequence[str] | None = None, out_vars: Sequence[str] | None = None):
+        super().__init__(modules)
+        self.in_vars = None if in_vars is None else list(in_vars)
+        self.out_vars = None if out_vars is None else list(out_vars)
+
+    def __str__(self) -> str:
+        return format_modules(self, self.in_vars, self.out_vars)
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_pretty_(self, p, cycle: bool) -> None:  # IPython: the readable text, not a list's repr
+        p.text(str(self))
 
 
 def _check_threshold(threshold: float) -> float:
@@ -126,24 +146,36 @@ def find_modules(model, threshold: float = 0.1) -> list[LayerModules]:
         threshold: an edge is strong when its score is above ``threshold`` times its layer's largest.
 
     Returns:
-        One :class:`LayerModules` per layer of edges, ``result[l].layer == l``.
+        A :class:`ModuleReport`: one :class:`LayerModules` per layer of edges, ``result[l].layer == l``
+        (0-based), printing as ``format_modules`` (1-based, as the drawing is read).
     """
     threshold = _check_threshold(threshold)
-    return modules_from_scores(model_scores(model), threshold)
+    mods = modules_from_scores(model_scores(model), threshold)
+    input_id = getattr(model, "input_id", None)
+    in_vars = None if input_id is None else [f"x{int(i) + 1}" for i in input_id.tolist()]
+    return ModuleReport(mods, in_vars=in_vars)
 
 
-def format_modules(modules: Sequence[LayerModules], in_vars: Sequence[str] | None = None) -> str:
-    """A readable listing: per layer, each module reaching at least one node, as
-    ``{x1,x2,x3} -> {1}`` (inputs named ``in_vars`` or x1.., hidden nodes by index), its modularity,
-    and how many nodes reach nothing."""
+def format_modules(modules: Sequence[LayerModules], in_vars: Sequence[str] | None = None,
+                   out_vars: Sequence[str] | None = None) -> str:
+    """A readable listing, counted from 1 as a drawing is read: per layer of edges (``layer 1`` reads
+    the inputs), each module that reaches at least one node, as ``{x1,x2,x3} -> {2}``, its
+    modularity, and how many nodes reach nothing. Inputs are named ``in_vars`` (default x1..),
+    outputs ``out_vars`` (default y1..), hidden nodes by their position from the left (1 = leftmost).
+    """
+    last = max((mod.layer for mod in modules), default=0) + 1
+
+    def name(i: int, layer: int) -> str:
+        if layer == 0:
+            return in_vars[i] if in_vars is not None else f"x{i + 1}"
+        if layer == last:
+            return out_vars[i] if out_vars is not None else f"y{i + 1}"
+        return str(i + 1)
+
     lines = []
     for mod in modules:
-        def name(i: int, layer: int) -> str:
-            if layer == 0:
-                return in_vars[i] if in_vars is not None else f"x{i + 1}"
-            return str(i)
-
-        parts = ["{" + ",".join(name(i, mod.layer) for i in g) + "} -> {" + ",".join(map(str, nd)) + "}"
+        parts = ["{" + ",".join(name(i, mod.layer) for i in g) + "} -> {"
+                 + ",".join(name(j, mod.layer + 1) for j in nd) + "}"
                  for g, nd in zip(mod.groups, mod.nodes, strict=True) if nd]
         idle = sum(1 for nd in mod.nodes if not nd)
         line = f"layer {mod.layer + 1}: " + "  ".join(parts) + f"  (modularity {mod.modularity:.3f}"

@@ -17,15 +17,24 @@ import os
 import numpy as np
 import torch
 
+from .display import hand_over, new_figure
+
 KAN_METRICS = ("backward", "forward_n", "forward_u")
 MLP_METRICS = ("w", "act", "fa")
 
 # pykan's layout constants: node layer -> subnodes height, subnodes -> next node layer height.
 _Y0, _Z0 = 0.3, 0.1
 # An edge-curve inset narrower than ~14 pt (5 mm) no longer shows its curve's shape; pykan's are
-# ~3 pt at the reference KAN's 100 edges per layer. Up to 4 staggered rows keep a 100-edge layer
-# within a ~7.5-inch wide figure.
-MIN_INSET_PT, MAX_ROWS = 14.0, 4
+# ~3 pt at the reference KAN's 100 edges per layer. One row per layer: with insets staggered over
+# 4 rows (an earlier layout) the line to a box of an upper row ran over the boxes below it, so a
+# wide layer makes the figure wider instead (the reference KAN's 100 edges: 24 in at 14 pt).
+MIN_INSET_PT, MAX_ROWS = 14.0, 1
+# Where the row leaves less than this per box (a summary panel 3.4 in wide: 2 pt for 100 edges)
+# the curves are left out and each edge is one straight line: a 2 mm box shows no shape.
+MIN_CURVE_PT = 6.0
+# An element with opacity below half an 8-bit step prints as nothing; drawing it anyway left
+# ~570 invisible paths in the demo's summary.svg (1.8 MB).
+MIN_ALPHA = 0.5 / 255
 _GAP = 1.15  # centre-to-centre spacing of neighbouring insets, in inset sizes
 _BAND = 0.24  # height (data units, of 0.4 per layer) for a layer's insets between nodes and sum symbols
 _FONT = 10  # points: labels and titles in a figure printed at its size
@@ -155,11 +164,14 @@ def _layer_geometry(n_edges: list[int], ax_w_pt: float, py_pt: float, inset_pt: 
     return rows, size
 
 
-def kan_figsize(model, scale: float = 0.5) -> tuple[float, float]:
+def kan_figsize(model, scale: float = 0.5, n_edges: list[int] | None = None) -> tuple[float, float]:
     """(width, height) in inches of ``plot_kan``'s figure: pykan's (10 scale, 10 scale L 0.4) plus
-    margins, grown until every edge's inset is MIN_INSET_PT points wide in at most MAX_ROWS rows."""
+    margins, grown until every drawn edge's inset is MIN_INSET_PT points wide in at most MAX_ROWS
+    rows. ``n_edges``: drawn edges per layer (default: every edge)."""
     L = model.depth
-    n_edges = [model.width_in[l] * model.width_out[l + 1] for l in range(L)]
+    if n_edges is None:
+        n_edges = [model.width_in[l] * model.width_out[l + 1] for l in range(L)]
+    n_edges = [max(int(n), 1) for n in n_edges]
     w = 10 * scale
     ax_w_pt = w * 72 * (1 - 2 * _SIDE)
     need_w = max(n * MIN_INSET_PT * _GAP / MAX_ROWS + 1.1 * MIN_INSET_PT for n in n_edges) / (1 - 2 * _SIDE) / 72
@@ -178,6 +190,40 @@ def _default_vars(n: int, prefix: str, ids=None) -> list[str]:
     return [f"${prefix}_{{{i + 1}}}$" for i in ids]
 
 
+def node_names(model, in_vars=None, out_vars=None) -> tuple[list, list]:
+    """The input and output labels of a drawing of ``model``: ``in_vars`` names either the inputs
+    the model still reads (``width_in[0]``) or, after ``prune_input``, every original input column
+    (``n_inputs``, as pykan's tutorials pass them; the kept ones are picked by ``input_id``).
+    Defaults: $x_i$ by original input index, $y_j$. A wrong count is a ValueError naming the inputs
+    that remain."""
+    n_in, n_out = int(model.width_in[0]), int(model.width_in[-1])
+    input_id = getattr(model, "input_id", None)
+    ids = list(range(n_in)) if input_id is None else [int(i) for i in _np(input_id).tolist()]
+    n_orig = int(getattr(model, "n_inputs", n_in))
+    if in_vars is None:
+        in_names = _default_vars(n_in, "x", ids if len(ids) == n_in else None)
+    else:
+        in_vars = list(in_vars)
+        if len(in_vars) == n_in:
+            in_names = in_vars
+        elif len(in_vars) == n_orig and len(ids) == n_in:
+            in_names = [in_vars[i] for i in ids]
+        else:
+            kept = ", ".join(f"x{i + 1}" for i in ids)
+            if n_orig != n_in:
+                raise ValueError(f"got {len(in_vars)} names in in_vars, but the model reads {n_in} of its {n_orig} "
+                                 f"input columns ({kept} remain after prune_input): pass {n_orig} names (one per "
+                                 f"original input) or {n_in} (one per remaining input)")
+            raise ValueError(f"got {len(in_vars)} names in in_vars for the model's {n_in} inputs")
+    if out_vars is None:
+        out_names = _default_vars(n_out, "y")
+    else:
+        out_names = list(out_vars)
+        if len(out_names) != n_out:
+            raise ValueError(f"got {len(out_names)} names in out_vars for the model's {n_out} outputs")
+    return in_names, out_names
+
+
 def _place_axes(fig, ax, title) -> None:
     """Fix ax's margins in inches (labels below, title above, colour bar at the bottom)."""
     fw, fh = fig.get_size_inches()
@@ -191,7 +237,7 @@ def _figure_and_axes(ax, figsize, title):
     import matplotlib.pyplot as plt
 
     if ax is None:
-        fig = plt.figure(figsize=figsize)
+        fig = new_figure(figsize=figsize)
         ax = fig.add_axes([0, 0, 1, 1])
         _place_axes(fig, ax, title)
         return fig, ax
@@ -227,27 +273,66 @@ def _alpha_cmap(colour_lo: str | None, colour_hi: str, beta: float, vmax: float,
     return ListedColormap(1 - a * (1 - base))
 
 
-def _module_colours(model, n_layers: int, threshold: float):
-    """{(l, i, j_node): colour} for edges inside a module of ``find_modules`` (modules that reach
-    at least one node, coloured in order from matplotlib's tab10), and the modules themselves."""
+# Module colours: tab10 without red and purple (pykan's colours of symbolic and numeric+symbolic
+# edges) and without grey (MLP weights outside modules); pink marks a module that joins several.
+_MODULE_PALETTE = (0, 1, 2, 5, 8, 9)
+_JOINED = 6
+
+
+def _module_colours(model, n_layers: int, threshold: float, in_names=None):
+    """{(l, i, j_node): colour} for the edges inside a module of ``find_modules`` (modules that reach
+    at least one node), and the legend entries [(colour, label)]. A first-layer module gets its own
+    colour; a later module keeps the colour of the one module it continues, or the 'joins modules'
+    colour when it takes in several (so the merged upper layers never share a first-layer colour)."""
     from matplotlib import colormaps
 
     from .modules import find_modules
 
+    tab10 = colormaps["tab10"].colors
+    palette = [tab10[k] for k in _MODULE_PALETTE]
+    joined = tab10[_JOINED]
     modules = find_modules(model, threshold)
-    palette = colormaps["tab10"].colors
-    colour_of = {}
+    names = in_names if in_names is not None else modules.in_vars
+    colour_of: dict = {}
+    legend: list = []
+    node_colour: dict = {}  # node of the layer above -> colour of the module reaching it
+    fresh = 0
     for mod in modules[:n_layers]:
-        m_used = 0
+        above = {}
         for group, nodes in zip(mod.groups, mod.nodes, strict=True):
             if not nodes:
                 continue
-            colour = palette[m_used % len(palette)]
-            m_used += 1
+            parents = {node_colour[i] for i in group if i in node_colour}
+            if mod.layer > 0 and len(parents) == 1:
+                colour = parents.pop()
+            elif mod.layer > 0 and len(parents) > 1:
+                colour = joined
+                if all(c != joined for c, _ in legend):
+                    legend.append((joined, "joins modules"))
+            else:
+                colour = palette[fresh % len(palette)]
+                fresh += 1
+                if mod.layer == 0:
+                    members = [names[i] if names is not None else f"x{i + 1}" for i in group]
+                    label = "module " + ", ".join(_label(v) for v in members)
+                else:
+                    label = f"module of layer {mod.layer + 1}"
+                legend.append((colour, label))
             for i in group:
                 for j in nodes:
                     colour_of[(mod.layer, i, j)] = colour
-    return colour_of, modules
+            for j in nodes:
+                above[j] = colour
+        node_colour = above
+    return colour_of, legend
+
+
+def _module_legend(where, entries, fontsize: float, **kwargs):
+    """A legend of module colours (``entries`` = [(colour, label)]) on ``where`` (an Axes or Figure)."""
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], color=c, lw=2.5, label=text) for c, text in entries]
+    return where.legend(handles=handles, fontsize=fontsize, frameon=False, **kwargs)
 
 
 def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scale: float = 0.5,
@@ -258,20 +343,28 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
 
     Edge (l, i, j) is drawn with alpha ``tanh(beta * score[l][j, i])`` times its mask, where score is
     ``edge_scores`` after ``attribute()`` (metric 'backward'), ``acts_scale`` ('forward_n') or
-    ``edge_actscale`` ('forward_u'); its curve phi(x) on the cached data is an inset axes (none for
-    masked edges) at least MIN_INSET_PT points wide: a layer with many edges staggers its insets
-    over up to MAX_ROWS rows, and the figure grows (``kan_figsize``). Inputs are labelled
-    ``in_vars`` (default x_1.. by original input index), outputs ``out_vars`` (default y_1..);
-    ``legend`` adds a colour bar of opacity against score. ``modules=True`` colours the edges of each
-    module of ``find_modules(module_threshold)`` (tab10 colours; weak edges between modules stay
-    black). With ``ax`` given, draws into it (figure size untouched). Writes ``{folder}/kan.png``
-    only when ``folder`` is given. ``fig.kanswap_edges`` lists every edge as a dict {layer, i, j,
-    alpha, score, masked, colour} (masked edges have alpha 0 and no inset).
+    ``edge_actscale`` ('forward_u'). Its curve phi(x) on the cached data is drawn in a box on the
+    edge; the boxes of a layer's visible edges sit in one row, at least MIN_INSET_PT points wide
+    (the figure grows, ``kan_figsize``). Drawn into a given ``ax`` with less than MIN_CURVE_PT per
+    box, edges are straight lines without curves. Edges fainter than MIN_ALPHA are not drawn.
+
+    Inputs are labelled ``in_vars`` (default x_1.. by original input index; after ``prune_input``
+    one name per remaining input or one per original input column), outputs ``out_vars`` (default
+    y_1..); ``$...$`` is set as math text. ``legend`` adds a colour bar of opacity against score.
+    ``modules=True`` colours the edges of each module of ``find_modules(module_threshold)`` (a
+    first-layer module its own colour, an upper module that joins several pink; weak edges between
+    modules stay black) and, with ``legend``, adds a key of the module colours. With ``ax`` given,
+    draws into it (figure size untouched). Writes ``{folder}/kan.png`` only when ``folder`` is given.
+
+    ``fig.kanswap_edges`` lists every edge as a dict {layer, i, j, alpha, score, masked, colour}
+    (masked edges have alpha 0 and no curve). The figure stays open and current, as pykan's; in
+    Jupyter a cell ending in ``model.plot()`` shows it once (``kanswap.display``).
     """
     import matplotlib.lines as mlines
     from matplotlib.collections import LineCollection
 
     scores = _kan_prepare(model, metric)
+    in_names, out_names = node_names(model, in_vars, out_vars)
     L = model.depth
     width = [list(w) for w in model.width]
     width_in, width_out = list(model.width_in), list(model.width_out)
@@ -280,26 +373,37 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
     y2 = 0.15 / max(max(width_out), 5)
     min_spacing = 1 / max(max(width_out), 5)
 
-    fig, ax = _figure_and_axes(ax, kan_figsize(model, scale), title)
+    # Only edges that print get a box, so the row of boxes is as long as the visible edges need
+    # (the fitted reference KAN: 13 of 200 edges visible, so 5 in wide instead of 24 in).
+    drawn = []
+    for l in range(L):
+        n_next, n = np.shape(scores[l])
+        shown = np.array([[_edge_colour(model, l, i, j)[1] > 0 for i in range(n)] for j in range(n_next)])
+        drawn.append(shown.reshape(n_next, n) & (np.tanh(beta * scores[l]) >= MIN_ALPHA))
+    n_drawn = [max(int(d.sum()), 1) for d in drawn]
+    own_figure = ax is None
+    fig, ax = _figure_and_axes(ax, kan_figsize(model, scale, n_drawn), title)
     ax.set_xlim(0, 1)
     ax.set_ylim(-0.1 * h, (L + 0.1) * h)
     ax.axis("off")
     smax = max(float(np.max(s)) if np.size(s) else 0.0 for s in scores)
+    if title is not None:
+        ax.set_title(_label(title), fontsize=_FONT + 2, pad=_TITLE_PAD)
+    module_colour, module_key = _module_colours(model, L, module_threshold, in_names) if modules else ({}, [])
     if legend:
         label = {"backward": "edge score", "forward_n": "edge scale (normalised)",
                  "forward_u": "edge scale"}[metric]
         _colourbar(fig, ax, _alpha_cmap(None, "black", beta, max(smax, 1e-12)), 0.0, max(smax, 1e-12),
-                   f"{label}; opacity = tanh({beta:g} × score)" + ("; colour: module" if modules else ""))
-    if title is not None:
-        ax.set_title(_label(title), fontsize=_FONT + 2, pad=_TITLE_PAD)
-    module_colour = _module_colours(model, L, module_threshold)[0] if modules else {}
+                   f"{label}; opacity = tanh({beta:g} × score)" + ("; colour: module (key)" if modules else ""))
+        if module_key:
+            _module_legend(ax, module_key, _FONT - 1, loc="center left", bbox_to_anchor=(1.0, 0.5))
 
     ax_w, ax_h = _axes_inches(ax)
     pt_per_x = ax_w * 72  # points per data unit along x
     py_pt = ax_h * 72 / ((L + 0.2) * h)  # points per data unit along y
     pykan_pt = 2 * (0.4 / max(max_weights, 5)) * pt_per_x  # pykan's inset size
-    rows, size_pt = _layer_geometry([width_in[l] * width_out[l + 1] for l in range(L)], pt_per_x, py_pt,
-                                    max(MIN_INSET_PT, pykan_pt))
+    rows, size_pt = _layer_geometry(n_drawn, pt_per_x, py_pt, max(MIN_INSET_PT, pykan_pt))
+    draw_curves = size_pt >= MIN_CURVE_PT
     half_x, half_y = size_pt / 2 / pt_per_x, size_pt / 2 / py_pt
     # pykan draws each curve with lw 5 in a 2-inch (144 pt) thumbnail, then shrinks it to the inset.
     shrink = size_pt / 144
@@ -318,7 +422,8 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
     joins = []
     for l in range(L):
         n, n_next = width_in[l], width_out[l + 1]
-        N = n * n_next
+        N = n_drawn[l]
+        slot = np.cumsum(drawn[l].T.reshape(-1)) - 1  # box position of edge e = i * n_next + j among drawn ones
         alpha = np.tanh(beta * scores[l])
         x, phi = model.edge_activations(l)
         x, phi = _np(x), _np(phi)
@@ -331,20 +436,27 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
                 colour, mask_alpha = _edge_colour(model, l, i, j)
                 colour = module_colour.get((l, i, node_of[j]), colour) if mask_alpha else colour
                 a = float(alpha[j][i]) * mask_alpha
-                e = i * n_next + j
+                e = int(slot[i * n_next + j])
                 x_s = 1.05 * half_x + (e + 0.5) / N * (1 - 2.1 * half_x)  # every box wholly inside the axes
                 y_s = base + _Y0 / 2 + ((e % rows[l]) - (rows[l] - 1) / 2) * 2 * half_y * _GAP
                 edges.append({"layer": l, "i": i, "j": j, "alpha": a, "score": float(scores[l][j][i]),
                               "masked": mask_alpha == 0.0, "colour": colour})
                 if mask_alpha == 0.0:
                     continue
-                rgba = (*_rgb(colour), a)
-                segs.append([((i + 0.5) / n, base), (x_s, y_s - half_y)])
-                segs.append([(x_s, y_s + half_y), ((j + 0.5) / n_next, base + _Y0)])
-                colours += [rgba, rgba]
-                box = [x_s - half_x, y_s - half_y, 2 * half_x, 2 * half_y]
                 ys = phi[order, j, i]
                 edges[-1]["curve"] = (xs, ys)
+                if a < MIN_ALPHA:
+                    continue
+                rgba = (*_rgb(colour), a)
+                start, end = ((i + 0.5) / n, base), ((j + 0.5) / n_next, base + _Y0)
+                if not draw_curves:
+                    segs.append([start, end])
+                    colours.append(rgba)
+                    continue
+                segs.append([start, (x_s, y_s - half_y)])
+                segs.append([(x_s, y_s + half_y), end])
+                colours += [rgba, rgba]
+                box = [x_s - half_x, y_s - half_y, 2 * half_x, 2 * half_y]
                 curve = _curve_in_box(box, xs, ys)
                 curves.append(curve)
                 boxes.append(_box_outline(box))
@@ -381,7 +493,8 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
         ax.scatter(*np.concatenate(points).T, s=sample_size, c=point_colours, zorder=4, linewidths=0)
 
     # sum symbols on every subnode, mult symbols on every mult node
-    diam = 2 * y2 * pt_per_x
+    # pykan's diameter grows with the figure's width: capped at 12 pt (a 24-in wide figure drew 50 pt)
+    diam = min(2 * y2 * pt_per_x, 12.0)
     for l in range(L):
         n_next = width_out[l + 1]
         xs = (np.arange(n_next) + 0.5) / n_next
@@ -392,14 +505,14 @@ def plot_kan(model, folder=None, beta: float = 3, metric: str = "backward", scal
             xs = (np.arange(n_sum, n_sum + n_mult) + 0.5) / n_node
             _symbols(ax, xs, (l + 1) * h, diam, "x", mlines)
 
-    ids = _np(model.input_id).tolist() if len(model.input_id) == width_in[0] else None
-    in_vars = _default_vars(width_in[0], "x", ids) if in_vars is None else in_vars
-    out_vars = _default_vars(width_in[-1], "y") if out_vars is None else out_vars
-    _node_labels(ax, in_vars, width_in[0], 0.0, "below", varscale)
-    _node_labels(ax, out_vars, width_in[-1], h * L, "above", varscale)
+    _node_labels(ax, in_names, width_in[0], 0.0, "below", varscale)
+    _node_labels(ax, out_names, width_in[-1], h * L, "above", varscale)
 
     fig.kanswap_edges = edges
+    fig.kanswap_module_key = module_key
     _save(fig, folder, "kan.png")
+    if own_figure:
+        hand_over(fig)
     return fig
 
 
@@ -464,7 +577,9 @@ def plot_mlp(model, beta: float = 3, scale: float = 1.0, metric: str = "w", fold
     or ``wa_backward`` after ``attribute()`` ('fa'). Inputs are labelled ``in_vars`` (default
     x_1..), outputs ``out_vars`` (default y_1..); ``legend`` adds a colour bar of colour and opacity
     against p. ``modules=True`` colours each module of ``find_modules(module_threshold)``'s weights
-    (tab10; the sign is then not shown, weak weights between modules stay grey). Writes
+    (first-layer modules their own colours, upper modules joining several pink, with a key; the
+    sign is then not shown, weak weights between modules stay grey). Weights fainter than MIN_ALPHA
+    are not drawn; in Jupyter a cell ending in ``plot`` shows the figure once. Writes
     ``{folder}/mlp.png`` only when ``folder`` is given. ``fig.kanswap_edges`` lists {layer, i
     (output), j (input), alpha, value, colour}.
     """
@@ -474,7 +589,16 @@ def plot_mlp(model, beta: float = 3, scale: float = 1.0, metric: str = "w", fold
     width = [int(w) for w in model.width]
     depth = len(width) - 1
     y0 = 0.5
+    in_names = _default_vars(width[0], "x") if in_vars is None else list(in_vars)
+    out_names = _default_vars(width[-1], "y") if out_vars is None else list(out_vars)
+    for kind, names, n in (("in_vars", in_names, width[0]), ("out_vars", out_names, width[-1])):
+        if len(names) != n:
+            raise ValueError(f"got {len(names)} names in {kind} for the model's {n} "
+                             f"{'inputs' if kind == 'in_vars' else 'outputs'}")
+    own_figure = ax is None
     fig, ax = _figure_and_axes(ax, mlp_figsize(model, scale), title)
+    module_colour, module_key = (_module_colours(model, depth, module_threshold, in_names) if modules
+                                 else ({}, []))
     vmax = max(float(np.abs(p).max()) if p.size else 0.0 for p in values)
     if legend:
         name, sym = {"w": ("weight", "w"), "act": ("weight × input std", "p"),
@@ -486,9 +610,10 @@ def plot_mlp(model, beta: float = 3, scale: float = 1.0, metric: str = "w", fold
         else:
             _colourbar(fig, ax, _alpha_cmap("red", "blue", beta, top), -top, top,
                        f"{name} {sym}: blue > 0, red < 0; opacity = tanh({beta:g}|{sym}|)")
+        if module_key:
+            _module_legend(ax, module_key, _FONT - 1, loc="center left", bbox_to_anchor=(1.0, 0.5))
     if title is not None:
         ax.set_title(_label(title), fontsize=_FONT + 2, pad=_TITLE_PAD)
-    module_colour = _module_colours(model, depth, module_threshold)[0] if modules else {}
     min_spacing = 1 / max(width)
     for l, n in enumerate(width):
         ax.scatter((np.arange(n) + 0.5) / n, np.full(n, l * y0), s=min_spacing ** 2 * 5000 * scale ** 2,
@@ -508,16 +633,20 @@ def plot_mlp(model, beta: float = 3, scale: float = 1.0, metric: str = "w", fold
                     colour = "blue" if v > 0 else "red" if v < 0 else "grey"
                 a = float(np.tanh(beta * abs(v)))
                 edges.append({"layer": l, "i": i, "j": j, "alpha": a, "value": v, "colour": colour})
+                if a < MIN_ALPHA:  # prints as nothing
+                    continue
                 segs.append([((i + 0.5) / n_out, y0 * (l + 1)), ((j + 0.5) / n_in, y0 * l)])
                 colours.append((*_rgb(colour), a))
     if segs:
         ax.add_collection(LineCollection(segs, colors=colours, linewidths=max(0.5 * scale, 0.5), zorder=2))
     ax.axis("off")
-    _node_labels(ax, _default_vars(width[0], "x") if in_vars is None else in_vars, width[0], 0.0, "below", 1.0)
-    _node_labels(ax, _default_vars(width[-1], "y") if out_vars is None else out_vars, width[-1], y0 * depth,
-                 "above", 1.0)
+    _node_labels(ax, in_names, width[0], 0.0, "below", 1.0)
+    _node_labels(ax, out_names, width[-1], y0 * depth, "above", 1.0)
     fig.kanswap_edges = edges
+    fig.kanswap_module_key = module_key
     _save(fig, folder, "mlp.png")
+    if own_figure:
+        hand_over(fig)
     return fig
 
 
@@ -528,14 +657,56 @@ def _is_kan(obj) -> bool:
     return hasattr(obj, "act_fun") and hasattr(obj, "subnode_groups")
 
 
-def plot_summary(models, titles=None, path=None, panel_width: float = 4.0, dpi: int = 150,
-                 kan_kwargs=None, mlp_kwargs=None):
-    """Draw several KANs / MLPs side by side as subplots of one Figure (vector output when saved as
-    PDF or SVG) and, when ``path`` is given, save it there (format from the extension; parent
-    folders are created). Panels share one height and their titles one line; each is a model drawn
-    with ``plot_kan`` / ``plot_mlp`` (extra options via kan_kwargs / mlp_kwargs; a KAN's panel is as
-    wide as its edge insets need, at least ``panel_width``) or a str, shown as a message. Returns
-    the Figure."""
+# A two-column paper's text width, and the font size there: journals ask for >= 7 pt in print.
+SUMMARY_WIDTH, SUMMARY_FONT = 7.0, 8.0
+_PANEL_TOP, _PANEL_BOTTOM = 0.45, 0.3  # inches above a panel (title) and below it (input labels)
+
+
+def _panel_height(obj, ax_w: float) -> float:
+    """Axes height in inches of a summary panel ax_w inches wide: 0.27 ax_w per layer of edges (a
+    [9, 10, 10, 1] KAN at 3.3 in: 2.9 in), 1.5 in for a message."""
+    if isinstance(obj, str):
+        return 1.5
+    layers = obj.depth if _is_kan(obj) else len(obj.width) - 1
+    return 0.27 * ax_w * (layers + 0.2)
+
+
+def _shared_key(panels, beta_kan: float, beta_mlp: float) -> list:
+    """Legend handles explaining every panel's colours: KAN edges, MLP signs, module colours."""
+    from matplotlib.lines import Line2D
+
+    handles, seen = [], set()
+
+    def add(colour, label):
+        if (str(colour), label) not in seen:
+            seen.add((str(colour), label))
+            handles.append(Line2D([], [], color=colour, lw=2.5, label=label))
+
+    kinds = {kind for kind, _, _ in panels}
+    if "kan" in kinds:
+        add("black", f"KAN edge, opacity tanh({beta_kan:g} × score)")
+    if "mlp" in kinds:
+        add("blue", f"MLP weight > 0, opacity tanh({beta_mlp:g}|w|)")
+        add("red", "MLP weight < 0")
+    if "mlp-modules" in kinds:
+        add("grey", f"MLP weight outside modules, opacity tanh({beta_mlp:g}|w|)")
+    for _, _, key in panels:
+        for colour, label in key:
+            add(colour, label)
+    return handles
+
+
+def plot_summary(models, titles=None, path=None, width: float = SUMMARY_WIDTH, ncols: int | None = None,
+                 dpi: int = 200, kan_kwargs=None, mlp_kwargs=None):
+    """Draw several KANs / MLPs as panels of one Figure ``width`` inches wide (default 7 in, a
+    two-column paper's text width, all text >= 7 pt at that size), ``ncols`` panels a row (default
+    2), with one shared key under the panels (edge opacity, MLP signs, module colours) instead of a
+    colour bar per panel; vector graphics when saved as PDF or SVG. ``path``: also save it there
+    (format from the extension, ``dpi`` for bitmaps, parent folders created; saved at its size,
+    not cropped). Each item is a model drawn with ``plot_kan`` / ``plot_mlp`` (extra options via
+    kan_kwargs / mlp_kwargs) or a str, shown as a message. Panels of a row share their title line.
+    At this width a layer with many edges leaves no room for curve boxes (see ``MIN_CURVE_PT``): its
+    edges are straight lines. Returns the Figure (shown once in Jupyter, ``kanswap.display``)."""
     import matplotlib.pyplot as plt
 
     items = list(models)
@@ -543,38 +714,56 @@ def plot_summary(models, titles=None, path=None, panel_width: float = 4.0, dpi: 
         raise ValueError("plot_summary needs at least one model")
     if titles is not None and len(titles) != len(items):
         raise ValueError(f"got {len(titles)} titles for {len(items)} panels")
-    kan_kwargs, mlp_kwargs = dict(kan_kwargs or {}), dict(mlp_kwargs or {})
-
-    sizes = []
     for obj in items:
-        if isinstance(obj, str):
-            sizes.append((panel_width, 0.0))
-        elif _is_kan(obj):
-            w, h = kan_figsize(obj, panel_width / 10)
-            sizes.append((max(w, panel_width), h))
-        elif hasattr(obj, "linears"):
-            sizes.append((panel_width, 0.0))
-        else:
+        if not (isinstance(obj, str) or _is_kan(obj) or hasattr(obj, "linears")):
             raise TypeError(f"plot_summary: cannot draw {type(obj).__name__} (expected a KAN, MLP or str)")
-    height = max(max(h for _, h in sizes), panel_width)
-    fig, axes = plt.subplots(1, len(items), figsize=(sum(w for w, _ in sizes), height), squeeze=False,
-                             gridspec_kw={"width_ratios": [w for w, _ in sizes], "wspace": 0.08,
-                                          "left": 0.01, "right": 0.99, "bottom": _MARGIN_BOTTOM / height,
-                                          "top": 1 - _MARGIN_TOP / height})
-    for k, (obj, ax) in enumerate(zip(items, axes[0], strict=True)):
+    kan_kwargs, mlp_kwargs = dict(kan_kwargs or {}), dict(mlp_kwargs or {})
+    for kwargs in (kan_kwargs, mlp_kwargs):
+        kwargs.pop("legend", None)  # one shared key instead
+    ncols = min(len(items), 2) if ncols is None else int(ncols)
+    if ncols < 1:
+        raise ValueError(f"ncols must be at least 1, got {ncols}")
+    nrows = math.ceil(len(items) / ncols)
+    col_w = width / ncols
+    ax_w = col_w * 0.92
+    row_h = [max(_panel_height(obj, ax_w) for obj in items[r * ncols:(r + 1) * ncols]) for r in range(nrows)]
+    key_h = 0.75
+    height = sum(row_h) + nrows * (_PANEL_TOP + _PANEL_BOTTOM) + key_h
+    fig = new_figure(figsize=(width, height))
+    panels = []
+    y = height
+    for k, obj in enumerate(items):
+        r, c = divmod(k, ncols)
+        if c == 0:
+            y -= _PANEL_TOP + row_h[r]
+        ax = fig.add_axes([(c * col_w + (col_w - ax_w) / 2) / width, y / height, ax_w / width, row_h[r] / height])
         title = None if titles is None else titles[k]
         if isinstance(obj, str):
-            ax.text(0.5, 0.5, obj, ha="center", va="center", wrap=True, fontsize=_FONT)
+            ax.text(0.5, 0.5, obj, ha="center", va="center", wrap=True, fontsize=SUMMARY_FONT)
             ax.axis("off")
             if title is not None:
                 ax.set_title(_label(title), fontsize=_FONT + 2, pad=_TITLE_PAD)
         elif _is_kan(obj):
-            plot_kan(obj, ax=ax, title=title, **{"scale": panel_width / 10, **kan_kwargs})
+            plot_kan(obj, ax=ax, title=title, legend=False, **{"scale": ax_w / 10, **kan_kwargs})
+            panels.append(("kan", ax, fig.kanswap_module_key))
         else:
-            plot_mlp(obj, ax=ax, title=title, **{"scale": panel_width / 3.0, **mlp_kwargs})
+            plot_mlp(obj, ax=ax, title=title, legend=False, **{"scale": ax_w / 3.0, **mlp_kwargs})
+            panels.append(("mlp-modules" if mlp_kwargs.get("modules") else "mlp", ax, fig.kanswap_module_key))
+        for text in ax.texts:  # the panels' labels at the summary's print size
+            text.set_fontsize(SUMMARY_FONT)
+        ax.title.set_fontsize(SUMMARY_FONT + 1)
+        if c == ncols - 1 or k == len(items) - 1:
+            y -= _PANEL_BOTTOM
+    handles = _shared_key(panels, kan_kwargs.get("beta", 3), mlp_kwargs.get("beta", 3))
+    if handles:
+        key = fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3), fontsize=SUMMARY_FONT,
+                         frameon=False, bbox_to_anchor=(0.5, 0.0), handlelength=1.8, columnspacing=1.5)
+        key.kanswap_role = "shared key"
+    fig.kanswap_edges = None  # per-panel lists live on the panels' drawings, not on the summary
     plt.figure(fig.number)
     if path is not None:
         parent = os.path.dirname(os.path.abspath(path))
         os.makedirs(parent, exist_ok=True)
-        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        fig.savefig(path, dpi=dpi)
+    hand_over(fig)
     return fig

@@ -31,7 +31,6 @@ import torch.nn.functional as F
 __all__ = [
     "extend_grid",
     "uniform_grid",
-    "local_parts",
     "bspline_local",
     "bspline_basis",
     "bspline_dense",
@@ -332,19 +331,13 @@ def bspline_dense(x: torch.Tensor, grid: torch.Tensor, k: int, derivative: bool 
     return values, dvalues
 
 
-def local_parts(x: torch.Tensor, grid: torch.Tensor, k: int, derivative: bool = False):
-    """The k+1 local basis functions of each x: ``(values, first, dvalues)``, values (B, n, k+1)
-    with values[..., r] = B_{first + r, k}(x), first (B, n) int64; dvalues (B, n, k+1) or None.
-    first + r is always an existing function on tabled grids (a window clamped into the basis)."""
-    return _local(x, grid, k, derivative)
-
-
 def bspline_local(
     x: torch.Tensor, grid: torch.Tensor, k: int, derivative: bool = False
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """The local basis with the index of the first local function: (values, first, dvalues),
     (B, n, k+1), (B, n) int64, (B, n, k+1) or None, so values[..., r] is B_{first + r, k}(x).
-    Functions with an index outside the basis have value 0."""
+    Functions with an index outside the basis have value 0; on tabled grids first + r is always an
+    existing function (a window clamped into the basis)."""
     return _local(x, grid, k, derivative)
 
 

@@ -226,6 +226,8 @@ def plot_tree(model, x: torch.Tensor | None = None, in_var=None, style: str = "t
     """Draw the hypothesis tree (pykan's layout; ``style`` 'tree' or 'box') and return the Figure."""
     import matplotlib.pyplot as plt
 
+    from .display import hand_over, new_figure
+
     if style not in ("tree", "box"):
         raise ValueError(f"style must be 'tree' or 'box', got {style!r}")
     levels, arities, properties = tree_structure(model, x, sym_th, sep_th, skip_sep_test, verbose)
@@ -233,7 +235,7 @@ def plot_tree(model, x: torch.Tensor | None = None, in_var=None, style: str = "t
     names = [f"$x_{{{i + 1}}}$" for i in range(n)] if in_var is None else [f"${v}$" for v in in_var]
     if len(names) != n:
         raise ValueError(f"in_var has {len(names)} names but the model has {n} inputs")
-    fig = plt.figure()
+    fig = new_figure()
 
     def rectangle(cx, cy, wx, wy):
         xs = [cx - wx / 2, cx + wx / 2, cx + wx / 2, cx - wx / 2, cx - wx / 2]
@@ -275,4 +277,5 @@ def plot_tree(model, x: torch.Tensor | None = None, in_var=None, style: str = "t
         plt.text(xi, -0.05 * (len(levels) - 1), names[levels[0][i][0]], fontsize=20, ha="center")
     plt.xlim(0, 1)
     plt.axis("off")
+    hand_over(fig)  # shown once in a notebook
     return fig

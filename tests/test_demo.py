@@ -30,6 +30,8 @@ def test_quick_demo_writes_figures_and_results(tmp_path, capsys):
         assert path.is_file() and path.stat().st_size > 1000, name
         svg = path.read_text()
         assert "<svg" in svg and "<image" not in svg, name  # vector graphics only, no bitmaps
+    summary = (tmp_path / "summary.svg").read_text()
+    assert 'width="504pt"' in summary  # 7 in, saved at its size (not cropped), so fonts print as set
     results = json.loads((tmp_path / "results.json").read_text())
     assert [row["stage"] for row in results["stages"]] == STAGES
     assert results["config"]["kan_steps"] == 5 and results["config"]["mlp_steps"] == 100
@@ -95,3 +97,37 @@ def test_python_dash_m_help():
                           timeout=120)
     assert proc.returncode == 2
     assert "unrecognized arguments: --nope" in proc.stderr
+
+
+@pytest.mark.parametrize("kind", ["proc", "under_a_file"])
+def test_unwritable_out_is_one_line_before_training(kind, tmp_path, capsys):
+    """Before: an unwritable --out failed after the whole run with a 30-line traceback (and the
+    table was lost); --out /proc/x gave a raw FileNotFoundError. Now one line, before any training."""
+    if kind == "proc":
+        out = "/proc/kanswap-demo-out"
+    else:
+        (tmp_path / "a_file").write_text("x")
+        out = str(tmp_path / "a_file" / "out")
+    assert main(["demo", "--quick", "--out", out]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing trained, nothing printed
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"kanswap demo: error: --out {out!r} is not a writable folder:")
+
+
+def test_misspelt_demo_option_prints_the_demo_usage(capsys):
+    """Before: `kanswap demo --stpes 3` printed the top-level usage. Now the demo's own."""
+    assert main(["demo", "--stpes", "3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: kanswap demo ") and "--mlp-steps" in err
+    assert "kanswap demo: error: unrecognized arguments: --stpes 3" in err
+
+
+def test_version_does_not_import_torch():
+    """`kanswap --version` took 2 s importing torch; the package imports it only when a model is used."""
+    code = ("import sys; from kanswap.__main__ import main; rc = main(['--version']); "
+            "print(rc, 'torch' in sys.modules, 'matplotlib' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "0 False False"
+    assert proc.stdout.startswith("kanswap ")

@@ -220,3 +220,24 @@ def test_reference_task_modules_same_after_swap(reference_kan, how):
         # in the order of their inputs (the cost pulls each under its triple)
         live = [nd for nd in after[0].nodes if nd]
         assert live == sorted(live) and len(hidden) == 3
+
+
+def test_module_report_prints_one_based_and_keeps_the_raw_structure():
+    """Before: print(find_modules()) showed 0-based LayerModules(...) while the demo prints
+    "layer 1: {x1,x2,x3}". Now it prints as the demo, counted from 1; the items stay 0-based."""
+    model = KAN(width=[4, 2, 1], seed=0)
+    with torch.no_grad():  # inputs 0, 1 -> hidden node 0; inputs 2, 3 -> hidden node 1
+        model.act_fun[0].mask[:2, 1] = 0
+        model.act_fun[0].mask[2:, 0] = 0
+    model(torch.rand(30, 4, generator=torch.Generator().manual_seed(0)) * 2 - 1)
+    mods = model.find_modules(threshold=1e-6)
+    text = str(mods)
+    lines = text.splitlines()
+    assert lines[0].startswith("layer 1: {x1,x2} -> {1}  {x3,x4} -> {2}  (modularity ")
+    assert lines[1].startswith("layer 2: {1,2} -> {y1}  (modularity ")
+    assert repr(mods) == text == format_modules(mods)
+    assert isinstance(mods, list) and isinstance(mods[0], LayerModules)
+    assert mods[0].layer == 0 and mods[0].groups == [[0, 1], [2, 3]] and mods[0].nodes == [[0], [1]]
+    pruned = model.prune_input(active_inputs=[0, 2, 3])  # names follow the original inputs
+    pruned(torch.rand(30, 4, generator=torch.Generator().manual_seed(1)) * 2 - 1)
+    assert str(pruned.find_modules(threshold=1e-6)).startswith("layer 1: {x1} -> {1}  {x3,x4} -> {2}")

@@ -15,7 +15,7 @@ from matplotlib.collections import LineCollection  # noqa: E402
 from torch import nn  # noqa: E402
 
 from kanswap import KAN  # noqa: E402
-from kanswap.plot import MIN_INSET_PT, kan_figsize, mlp_figsize, plot_kan, plot_mlp, plot_summary  # noqa: E402
+from kanswap.plot import MIN_ALPHA, MIN_INSET_PT, kan_figsize, mlp_figsize, plot_kan, plot_mlp, plot_summary  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -148,7 +148,7 @@ def test_kan_plot_default_labels_title_and_colour_bar():
     pruned = model.prune_input(active_inputs=[0, 2])
     pruned(_x())
     assert [t.get_text() for t in pruned.plot(legend=False).axes[0].texts][:2] == ["$x_{1}$", "$x_{3}$"]
-    with pytest.raises(ValueError, match="got 2 variable names for 3 nodes"):
+    with pytest.raises(ValueError, match="got 2 names in in_vars for the model's 3 inputs"):
         model.plot(in_vars=["a", "b"])
 
 
@@ -168,12 +168,23 @@ def _boxes_points(fig):
 
 
 def test_kan_plot_curves_are_readable_size_and_do_not_overlap():
-    """Before: the reference KAN's [9, 10, 10, 1] insets were ~5 px (3 pt). Now >= 14 pt, staggered."""
+    """Before: the reference KAN's [9, 10, 10, 1] insets were ~5 px (3 pt). Now >= 14 pt, one row a
+    layer, and no edge line runs over another edge's box (staggered rows made lines cross boxes)."""
     model = KAN(width=[9, 10, 10, 1], seed=5)
     model(torch.rand(60, 9, generator=torch.Generator().manual_seed(0)).round())
     fig = model.plot()
     boxes = _boxes_points(fig)
-    assert len(boxes) == 9 * 10 + 10 * 10 + 10
+    visible = [e for e in fig.kanswap_edges if not e["masked"] and e["alpha"] >= MIN_ALPHA]
+    assert len(boxes) == len(visible) and len(visible) > 0.9 * (9 * 10 + 10 * 10 + 10)
+    ax = fig.axes[0]
+    lines = [c for c in ax.collections if isinstance(c, LineCollection)][0]  # node -> box -> subnode lines
+    t = np.linspace(0.02, 0.98, 60)[:, None]
+    for k, seg in enumerate(lines.get_segments()):
+        a, b = ax.transData.transform(seg) * 72 / fig.dpi
+        pts = a + t * (b - a)  # points along the line, ends excluded (they touch their own box)
+        inside = ((pts[:, None, 0] > boxes[None, :, 0] + 0.5) & (pts[:, None, 0] < boxes[None, :, 2] - 0.5)
+                  & (pts[:, None, 1] > boxes[None, :, 1] + 0.5) & (pts[:, None, 1] < boxes[None, :, 3] - 0.5))
+        assert not inside.any(), f"edge line {k} runs over box {np.nonzero(inside.any(0))[0]}"
     sizes = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     assert sizes.min() >= MIN_INSET_PT - 0.01
     frame = fig.axes[0].get_window_extent().extents * 72 / fig.dpi  # every box inside the axes (not clipped)
@@ -198,7 +209,12 @@ def test_kan_plot_modules_colours_module_edges():
     tab10 = matplotlib.colormaps["tab10"].colors
     assert colour[(0, 0, 0)] == colour[(0, 1, 0)] == tab10[0]
     assert colour[(0, 2, 1)] == colour[(0, 3, 1)] == tab10[1]
-    assert colour[(1, 0, 0)] == colour[(1, 1, 0)] == tab10[0]
+    # the output node joins both modules: its own colour, not the first module's (blue meant both)
+    assert colour[(1, 0, 0)] == colour[(1, 1, 0)] == tab10[6]
+    assert fig.kanswap_module_key == [(tab10[0], "module $x_{1}$, $x_{2}$"), (tab10[1], "module $x_{3}$, $x_{4}$"),
+                                      (tab10[6], "joins modules")]
+    legend = fig.axes[0].get_legend()
+    assert [t.get_text() for t in legend.get_texts()] == [label for _, label in fig.kanswap_module_key]
     assert all(e["colour"] == "black" for e in model.plot().kanswap_edges if not e["masked"])
 
 
@@ -286,8 +302,8 @@ def test_mlp_plot_weights_colours_alpha(mlp, tmp_path, monkeypatch):
             e = edges[(l, i, j)]
             assert e["alpha"] == pytest.approx(math.tanh(2 * abs(v)), abs=1e-6)
             assert e["colour"] == ("blue" if v > 0 else "red" if v < 0 else "grey")
-    colours = fig.axes[0].collections[-1].get_colors()
-    assert tuple(colours[0][:3]) == pytest.approx(matplotlib.colors.to_rgb("grey"))
+    segments = fig.axes[0].collections[-1].get_segments()
+    assert len(segments) == len(edges) - 1  # the zero weight (alpha 0) is not drawn at all
     assert os.listdir(tmp_path) == []
 
 
@@ -362,7 +378,7 @@ def test_plot_summary_vector_output_aligned_panels(kan, mlp, tmp_path, fmt):
     Now: subplots drawn as vectors, one title line, a str panel for a message."""
     mlp(_x())
     path = tmp_path / f"summary.{fmt}"
-    fig = plot_summary([kan, mlp, "nothing to show"], ["KAN", "MLP", "note"], str(path))
+    fig = plot_summary([kan, mlp, "nothing to show"], ["KAN", "MLP", "note"], str(path), ncols=3)
     data = path.read_bytes()
     assert data.startswith(b"%PDF") if fmt == "pdf" else (b"<svg" in data and b"<image" not in data)
     panels = [ax for ax in fig.axes if not getattr(ax, "kanswap_colourbar", False)]
@@ -373,3 +389,94 @@ def test_plot_summary_vector_output_aligned_panels(kan, mlp, tmp_path, fmt):
     assert panels[2].texts[0].get_text() == "nothing to show"
     with pytest.raises(TypeError, match="expected a KAN, MLP or str"):
         plot_summary([object()])
+
+
+def _reference_like_kan(steps_seed: int = 5) -> KAN:
+    """An untrained [9, 10, 10, 1] KAN on binary inputs: ~200 edges, many of them faint."""
+    model = KAN(width=[9, 10, 10, 1], seed=steps_seed)
+    model(torch.rand(60, 9, generator=torch.Generator().manual_seed(0)).round())
+    return model
+
+
+def test_plot_in_vars_original_names_after_prune_input():
+    """Before: after prune_input, the original names raised "got 4 variable names for 3 nodes"
+    (pykan's tutorials pass them). Now they are picked by input_id; a wrong count names what remains."""
+    model = KAN(width=[4, 3, 1], seed=0)
+    model(_x(d=4))
+    pruned = model.prune_input(active_inputs=[0, 1, 3])
+    pruned(_x(d=4, seed=1))
+    names = ["a", "b", "c", "$d$"]
+    labels = [t.get_text() for t in pruned.plot(in_vars=names, out_vars=["y"]).axes[0].texts]
+    assert labels == ["a", "b", "$d$", "y"]
+    labels = [t.get_text() for t in pruned.plot(in_vars=["p", "q", "r"]).axes[0].texts]
+    assert labels[:3] == ["p", "q", "r"]
+    with pytest.raises(ValueError, match=r"reads 3 of its 4 input columns \(x1, x2, x4 remain after prune_input\)"):
+        pruned.plot(in_vars=["a", "b"])
+    with pytest.raises(ValueError, match="got 2 names in out_vars for the model's 1 outputs"):
+        pruned.plot(out_vars=["y", "z"])
+
+
+def test_plot_names_in_dollars_are_math_text():
+    """A name written as $...$ is set as math text (as the default $x_{1}$ labels); a plain one as text."""
+    model = KAN(width=[2, 2, 1], seed=0)
+    model(_x(d=2))
+    texts = {t.get_text(): t for t in model.plot(in_vars=[r"$\alpha_1$", "speed"]).axes[0].texts}
+    assert texts[r"$\alpha_1$"]._preprocess_math(texts[r"$\alpha_1$"].get_text())[1] is True
+    assert texts["speed"]._preprocess_math("speed")[1] is False
+
+
+def test_svg_has_no_invisible_elements(tmp_path):
+    """Before: edges of opacity below 1e-5 were still written (~570 paths in the demo's summary.svg).
+    Now nothing fainter than half an 8-bit step (MIN_ALPHA) is drawn."""
+    import re
+
+    model = _reference_like_kan()
+    fig = model.plot()
+    faint = [e for e in fig.kanswap_edges if not e["masked"] and e["alpha"] < MIN_ALPHA]
+    assert faint, "the test model needs faint edges to mean anything"
+    summary = plot_summary([model])
+    for name, figure in (("kan.svg", fig), ("summary.svg", summary)):
+        figure.savefig(tmp_path / name)
+        svg = (tmp_path / name).read_text()
+        opacities = [float(v) for v in re.findall(r"opacity:\s*([0-9.eE+-]+)", svg)]
+        assert opacities and min(opacities) >= MIN_ALPHA, name
+    with matplotlib.rc_context({"pdf.compression": 0}):
+        for name, figure in (("kan.pdf", fig), ("summary.pdf", summary)):
+            figure.savefig(tmp_path / name)
+            pdf = (tmp_path / name).read_bytes().decode("latin-1")
+            # an ExtGState sets stroke (CA) and fill (ca) opacity; "/CA 0 /ca 1" is a fill without an outline
+            states = [(float(a), float(b)) for a, b in re.findall(r"/CA ([0-9.]+) /ca ([0-9.]+)", pdf)]
+            assert states and min(max(a, b) for a, b in states) >= MIN_ALPHA, name
+
+
+def test_summary_prints_at_seven_inches_with_one_key(mlp):
+    """Before: 20 x 6.3 in (fonts ~4 pt at a 7-in text width) with four colour bars. Now 7 in wide,
+    every text >= 7 pt at that size, one shared key with the module colours and the MLP signs."""
+    from matplotlib.text import Text
+
+    model = _reference_like_kan()
+    mlp(_x())
+    fig = plot_summary([model, model, mlp, "message"], titles=["a", "b", "c", "d"], kan_kwargs={"modules": True})
+    assert fig.get_size_inches()[0] == pytest.approx(7.0)
+    assert not [a for a in fig.axes if getattr(a, "kanswap_colourbar", False)]  # no per-panel bars
+    assert all(a.get_legend() is None for a in fig.axes)  # and no per-panel keys
+    (key,) = fig.legends
+    labels = [t.get_text() for t in key.get_texts()]
+    assert labels[0].startswith("KAN edge, opacity tanh(3") and "MLP weight > 0" in labels[1]
+    assert "MLP weight < 0" in labels and sum(lab.startswith("module ") for lab in labels) >= 1
+    fig.canvas.draw()
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    assert len(sizes) > 30 and min(sizes) >= 7.0
+
+
+def test_plot_figure_stays_open_and_current_outside_jupyter(kan, mlp):
+    """As pykan leaves its figure: open and current (plt.savefig works after plot); the notebook
+    behaviour (shown once) is tested in a real kernel by test_notebook.py."""
+    import pickle
+
+    from kanswap.display import PlotFigure
+
+    for draw in (kan.plot, lambda: plot_mlp(mlp), lambda: plot_summary([kan])):
+        fig = draw()
+        assert isinstance(fig, PlotFigure) and plt.gcf() is fig
+    assert isinstance(pickle.loads(pickle.dumps(fig)), PlotFigure)  # matplotlib figures pickle; so do these
