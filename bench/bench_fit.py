@@ -3,6 +3,7 @@
     python -m pytest bench/bench_fit.py -p no:cacheprovider --benchmark-only --benchmark-json=bench-fit.json
     python bench/report.py bench-fit.json
     python bench/bench_fit.py          # ops per closure call (torch profiler) and the cold-process demo
+    python bench/bench_fit.py --cold   # reference KAN fit: first in a fresh process against the second
 
 Workloads (``WORKLOADS``; pykan's KAN built with ``auto_save=False``, same seeds, same data tensors):
 
@@ -170,7 +171,7 @@ def ops_per_closure(majority_data: dict) -> dict:
     """Ops per closure call of the reference KAN and MLP fits: kanswap's objective (as fit builds it)
     and pykan's closure body (forward, loss, get_reg, backward)."""
     from kanswap.flat import FlatParams
-    from kanswap.kan_objective import kan_objective
+    from kanswap.kan_objective_fused import kan_objective
     from kanswap.mlp_objective import mlp_objective
 
     x, y = majority_data["train_input"], majority_data["train_label"]
@@ -219,6 +220,38 @@ def demo_cold(reference_dir: str | None) -> dict:
     return out
 
 
+_COLD_FIT = """
+import time
+t0 = time.perf_counter()
+import numpy as np, torch
+from kanswap import KAN, create_dataset_from_data
+from kanswap.data import majority_dataset
+t1 = time.perf_counter()
+torch.set_num_threads(1)
+fits = []
+for _ in range(2):
+    np.random.seed(5)
+    torch.manual_seed(5)
+    data = create_dataset_from_data(*majority_dataset())
+    model = KAN(width=[9, 10, 10, 1], seed=5, noise_scale=1.0)
+    t = time.perf_counter()
+    model.fit(data, lamb=0.001, lamb_entropy=5.0, steps=20, stop_grid_update_step=1000, progress=False)
+    fits.append(time.perf_counter() - t)
+print(t1 - t0, fits[0], fits[1])
+"""
+
+
+def cold_first_fit(repeats: int = 3) -> list[tuple[float, float, float]]:
+    """(import seconds, first fit, second fit) of the reference KAN fit, each triple from a fresh
+    process: the first fit pays every first-use cost (library load, lazy imports, caches)."""
+    out = []
+    for _ in range(repeats):
+        res = subprocess.run([sys.executable, "-c", _COLD_FIT], check=True, capture_output=True, text=True,
+                             env=dict(os.environ, KANSWAP_PROGRESS="0"))
+        out.append(tuple(float(v) for v in res.stdout.split()))
+    return out
+
+
 if __name__ == "__main__":
     import argparse
 
@@ -228,7 +261,13 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reference-dir", default=None, help="folder holding pykan's two reference scripts")
     parser.add_argument("--no-demo", action="store_true")
+    parser.add_argument("--cold", action="store_true", help="only the cold-process first fit against a warm one")
     args = parser.parse_args()
+    if args.cold:
+        for imp, first, second in cold_first_fit():
+            print(f"fresh process: import {imp:.2f} s, first reference KAN fit {first:.2f} s, second {second:.2f} s, "
+                  f"first - second {first - second:+.2f} s")
+        sys.exit(0)
     np.random.seed(5)
     torch.manual_seed(5)
     data = create_dataset_from_data(*majority_dataset())

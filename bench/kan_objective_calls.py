@@ -1,14 +1,17 @@
-"""One L-BFGS closure call of KAN.fit: ``kan_objective`` (hand-written backward) against the autograd
-closure (forward with records, KAN.reg, .backward()), interleaved in one process; medians.
+"""One L-BFGS closure call of KAN.fit: ``kan_objective`` on the compiled CPU loops (``compiled``), its
+PyTorch path (``hand``, hand-written backward) and the autograd closure (forward with records, KAN.reg,
+.backward()), interleaved in one process; medians.
 
     python bench/kan_objective_calls.py [--threads 1 2] [--repeats 200] [--workloads ref 2-5-1 ...]
 
-Prints, per workload and thread count: median wall microseconds per call of each, their ratio, the
-ratio of the calling thread's CPU time (less sensitive to other processes on a shared machine; with
-2 threads it misses the second thread's work), and the number of ops per call (torch profiler:
-top-level ops, and all events including autograd's backward nodes). Each workload's grid is updated once on
-its batch first (as fit's step 0 does) and both closures see the same x object every call (as in one
-L-BFGS step). Times on a shared machine are noisy; the ratio, from interleaved calls, is the figure.
+Prints, per workload and thread count: median wall microseconds per call of each, the ratios
+autograd / hand and hand / compiled, the same ratios of the calling thread's CPU time (less sensitive
+to other processes on a shared machine; with 2 threads it misses the second thread's work), and the
+number of ops per call (torch profiler: top-level ops, and all events including autograd's backward
+nodes). Without the compiled library the compiled column repeats the PyTorch path. Each workload's
+grid is updated once on its batch first (as fit's step 0 does) and the closures see the same x object
+every call (as in one L-BFGS step). Times on a shared machine are noisy; the ratio, from interleaved
+calls, is the figure.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import torch
 
 from kanswap import KAN
 from kanswap.data import majority_dataset
-from kanswap.kan_objective import kan_objective
+from kanswap.kan_objective_fused import kan_objective
 
 WORKLOADS = {
     # name: (width, grid, samples, lamb, lamb_entropy)
@@ -49,7 +52,8 @@ def _setup(name: str):
     params = [p for p in model.parameters() if p.requires_grad]
     for p in params:
         p.grad = torch.zeros_like(p)
-    hand = kan_objective(model, **kw)
+    hand = kan_objective(model, **kw, backend="reference")
+    compiled = kan_objective(model, **kw)
 
     def autograd():
         for p in params:
@@ -59,7 +63,7 @@ def _setup(name: str):
         obj.backward()
         return obj
 
-    return (lambda: hand(x, y)), autograd
+    return (lambda: compiled(x, y)), (lambda: hand(x, y)), autograd
 
 
 def _ops(fn) -> tuple[int, int]:
@@ -78,31 +82,33 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=200)
     ap.add_argument("--workloads", nargs="+", default=list(WORKLOADS))
     args = ap.parse_args()
-    print("| workload | threads | kan_objective | autograd | x faster (wall) | x faster (CPU) | ops (top/all) hand "
-          "| ops autograd |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| workload | threads | compiled | hand | autograd | hand / compiled (wall) | autograd / hand (wall) "
+          "| hand / compiled (CPU) | ops (top/all) compiled | hand | autograd |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for name in args.workloads:
-        hand, autograd = _setup(name)
-        for fn in (hand, autograd):  # warm-up: caches, first-layer basis, grid info
+        fns = dict(zip(("compiled", "hand", "autograd"), _setup(name), strict=True))
+        for fn in fns.values():  # warm-up: caches, first-layer basis, grid info
             fn()
             fn()
-        ops_h, ops_a = _ops(hand), _ops(autograd)
+        ops = {key: _ops(fn) for key, fn in fns.items()}
         for threads in args.threads:
             torch.set_num_threads(threads)
-            wall = {"hand": [], "autograd": []}
-            cpu = {"hand": [], "autograd": []}
+            wall = {key: [] for key in fns}
+            cpu = {key: [] for key in fns}
             repeats = max(5, args.repeats // (10 if name == "16-64-64-4" else 1))
             for _ in range(repeats):
-                for key, fn in (("hand", hand), ("autograd", autograd)):
+                for key, fn in fns.items():
                     t0, c0 = time.perf_counter(), time.thread_time()
                     fn()
                     wall[key].append(time.perf_counter() - t0)
                     cpu[key].append(time.thread_time() - c0)
-            th, ta = statistics.median(wall["hand"]), statistics.median(wall["autograd"])
-            ch, ca = statistics.median(cpu["hand"]), statistics.median(cpu["autograd"])
-            print(f"| {name} | {threads} | {th * 1e6:.0f} us | {ta * 1e6:.0f} us | {ta / th:.1f}x | {ca / ch:.1f}x "
-                  f"| {ops_h[0]}/{ops_h[1]} | {ops_a[0]}/{ops_a[1]} |", flush=True)
-
+            t = {key: statistics.median(v) for key, v in wall.items()}
+            c = {key: statistics.median(v) for key, v in cpu.items()}
+            print(f"| {name} | {threads} | {t['compiled'] * 1e6:.0f} us | {t['hand'] * 1e6:.0f} us "
+                  f"| {t['autograd'] * 1e6:.0f} us | {t['hand'] / t['compiled']:.1f}x "
+                  f"| {t['autograd'] / t['hand']:.1f}x "
+                  f"| {c['hand'] / c['compiled']:.1f}x | {ops['compiled'][0]}/{ops['compiled'][1]} "
+                  f"| {ops['hand'][0]}/{ops['hand'][1]} | {ops['autograd'][0]}/{ops['autograd'][1]} |", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -198,8 +198,10 @@ def fit(
                 save_act, model.save_act = model.save_act, False
                 try:
                     with torch.no_grad():
-                        test_loss = loss_fn(model.forward(dataset["test_input"][test_id]),
-                                            dataset["test_label"][test_id])
+                        # An objective that can predict (the compiled KAN one) runs its own loops, with
+                        # model.forward's side effects: 0.25 ms against 2 ms per step on the reference KAN.
+                        predict = getattr(objective_fn, "predict", model.forward)
+                        test_loss = loss_fn(predict(dataset["test_input"][test_id]), dataset["test_label"][test_id])
                 finally:
                     model.save_act = save_act
                 for metric in metrics or ():

@@ -20,7 +20,7 @@ from .attribution import attribute, node_attribute
 from .device import resolve_device
 from .fit import fit as run_fit
 from .history import log_version, start_history
-from .kan_objective import kan_objective
+from .kan_objective_fused import kan_objective
 from .layer import KANLayer, check_input, nan_rows, resolve_base_fun
 from .model_kinds import register_kind
 from .mult_swap import grouped_greedy_perms

@@ -49,14 +49,16 @@ _BASE_FUNS = ("silu", "identity", "zero")  # the names whose value and derivativ
 
 
 def kan_objective(model, *, lamb: float, reg_metric: str, lamb_l1: float, lamb_entropy: float,
-                  lamb_coef: float, lamb_coefdiff: float, loss_fn=None
+                  lamb_coef: float, lamb_coefdiff: float, loss_fn=None, objective_type: type | None = None
                   ) -> Callable[[Tensor, Tensor], tuple[Tensor, Tensor, Tensor]] | None:
     """The closure body for ``KAN.fit``: ``f(x (B, n_in), y (B, n_out)) -> (objective, train_loss,
     reg)``, detached 0-d tensors, with d objective / d p written into every trainable ``p.grad``.
 
     Returns None when the case is not covered (see the module docstring); the caller then uses
     autograd. reg is 0 (and not computed) when lamb == 0 or the model's ``save_act`` is off, as fit
-    computes it only then.
+    computes it only then. objective_type: the class built, ``_Objective`` (this module's PyTorch
+    path) or a subclass (``kan_objective_fused.FusedObjective``: the compiled CPU loops, which
+    dispatches between the two).
     """
     if loss_fn is not None or reg_metric not in _METRICS or model.base_fun not in _BASE_FUNS:
         return None
@@ -71,8 +73,8 @@ def kan_objective(model, *, lamb: float, reg_metric: str, lamb_l1: float, lamb_e
         covered.update(id(model._affine(name, l)) for name in _AFFINE)
     if any(p.requires_grad and id(p) not in covered for p in model.parameters()):
         return None
-    return _Objective(model, float(lamb), reg_metric, float(lamb_l1), float(lamb_entropy), float(lamb_coef),
-                      float(lamb_coefdiff))
+    return (objective_type or _Objective)(model, float(lamb), reg_metric, float(lamb_l1), float(lamb_entropy),
+                                          float(lamb_coef), float(lamb_coefdiff))
 
 
 _AFFINE = ("subnode_scale", "subnode_bias", "node_scale", "node_bias")
@@ -477,16 +479,23 @@ class _Objective:
         return total
 
     # -- backward ------------------------------------------------------------------------------
-    def _layer_backward(self, l: int, rec: dict, grad_h: Tensor) -> Tensor | None:
-        """Gradients of layer l's parameters from d objective / d(its node values) grad_h (B, n_nodes);
-        returns d objective / d(its input) (B, n), None for the first layer."""
-        lay = self.layers[l]
+    @staticmethod
+    def _node_backward(lay: _Layer, rec: dict, grad_h: Tensor) -> Tensor:
+        """Through the node affine, mult and subnode affine stages: d objective / d(node values)
+        grad_h (B, n_nodes) -> d objective / d(layer output) (B, m); writes the affine gradients."""
         p = lay.params
         if lay.node_affine:
             grad_h = _affine_backward(p["node_scale"], p["node_bias"], rec["u"], grad_h)
         gz = lay.mult_backward(rec["z"], grad_h)
         if lay.sub_affine:
             gz = _affine_backward(p["subnode_scale"], p["subnode_bias"], rec["y"], gz)
+        return gz
+
+    def _layer_backward(self, l: int, rec: dict, grad_h: Tensor) -> Tensor | None:
+        """Gradients of layer l's parameters from d objective / d(its node values) grad_h (B, n_nodes);
+        returns d objective / d(its input) (B, n), None for the first layer."""
+        lay = self.layers[l]
+        gz = self._node_backward(lay, rec, grad_h)
         feats, W = rec["feats"], rec["W"]
         B = feats.shape[0]
         flat = feats.view(B, -1)

@@ -1,13 +1,28 @@
 """kan_objective: the hand-written KAN objective and gradient against autograd (the oracle: the model's
-forward, KAN.reg as fit builds it, .backward()), in float64 on random models."""
+forward, KAN.reg as fit builds it, .backward()), in float64 on random models. Every test runs on both
+paths: the PyTorch one (backend='reference') and the compiled CPU loops (backend='compiled', skipped
+when the library is not built)."""
+
+import functools
+import sys
 
 import pytest
 import torch
+from kanswap.kernels.kan_objective_cpu import available
 
 from kanswap import KAN
-from kanswap.kan_objective import kan_objective
+from kanswap.kan_objective_fused import kan_objective
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: a second thread only adds waiting
+
+
+@pytest.fixture(autouse=True, params=["reference", "compiled"])
+def backend(request, monkeypatch):
+    """Every ``kan_objective`` call of this module on the given path."""
+    if request.param == "compiled" and not available(torch.float64):
+        pytest.skip("compiled CPU kernels not built")
+    monkeypatch.setattr(sys.modules[__name__], "kan_objective", functools.partial(kan_objective, backend=request.param))
+    return request.param
 
 METRICS = ["edge_forward_spline_n", "edge_forward_sum", "edge_forward_spline_u", "edge_backward", "node_backward"]
 

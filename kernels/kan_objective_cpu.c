@@ -1,0 +1,453 @@
+/* The per-layer hot loops of KAN's training objective on the CPU: B-spline basis windows, the
+ * layer's forward with the per-edge statistics the regularisation needs, and its backward.
+ *
+ * Launcher and shapes: kernels/kan_objective_cpu.py; the objective around it:
+ * kanswap/kan_objective_fused.py. Oracle: kanswap/kan_objective.py (PyTorch).
+ *
+ * Layout (row-major, contiguous): x (B, n); grid (n, P) sorted knots; inv (k, n, P - 1) reciprocal
+ * knot spans of orders 1..k (row j - 1 holds 1 / (g[c + j] - g[c]) in its first P - j entries, 0 for
+ * a zero span); W (n, K + 1, m) folded weight, row 0 the base weight, rows 1..K the masked
+ * scale_sp * coef, K = P - 1 - k. Each input's k + 1 non-zero basis values are stored as a window
+ * start (B, n) into rows 1 + start .. 1 + start + k of W, clamped into [0, K - 1 - k] so that every
+ * window is in bounds (values outside the true support are 0): no branch in the edge loops.
+ *
+ * Every loop over the output width m is elementwise (gcc vectorises it at -O3); the reductions
+ * over m (the input gradient) keep LANES partial sums, which vectorise without -ffast-math and give
+ * the same bits on every run. Sums over the batch run in batch order: fixed inputs, fixed bits.
+ */
+
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define EXPORT __attribute__((visibility("default")))
+#define INLINE static inline __attribute__((always_inline))
+
+/* x86-64 with gcc: an AVX2 (8 floats) and an AVX-512 clone of the edge loops next to the baseline
+ * one, picked at load time by the CPU (the build needs no -march flag). Not for the basis: its short
+ * knot loops ran slower in the wide clones (19-27 ns against 13 ns per point at (2048, 64)). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define HOT __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define HOT
+#endif
+
+#define LANES 8 /* partial sums of a reduction over m: one AVX2 vector of floats */
+#define MAX_K 15 /* spline order bound of the local de Boor triangle (pykan uses k <= 5) */
+
+/* ---------------------------------------------------------------------------------------------- */
+/* basis windows                                                                                  */
+
+/* Interior interval (idx - k >= 0, idx + k + 1 <= P - 1): every knot of the triangle exists and every
+ * c is a basis function, so the recursion runs without checks; always_inline with a literal k = 3
+ * unrolls it. Same arithmetic, term for term, as the PyTorch oracle's dense recursion. */
+#define DEFINE_TRIANGLE(T, SUF)                                                                       \
+INLINE void interior_##SUF(int64_t k, int64_t idx, T xv, const T *restrict g, const T *restrict inv,  \
+                           int64_t stride, T *restrict L, T *restrict w)                              \
+{                                                                                                     \
+    L[0] = 1;                                                                                         \
+    w[0] = 0;                                                                                         \
+    for (int64_t j = 1; j <= k; ++j) {                                                                \
+        const T *ij = inv + (j - 1) * stride;                                                         \
+        for (int64_t t = 0; t < j; ++t) w[t] = L[t] * ij[idx - j + 1 + t];                            \
+        L[0] = -((xv - g[idx + 1]) * w[0]);                                                           \
+        for (int64_t t = 1; t < j; ++t) {                                                             \
+            const int64_t c = idx - j + t;                                                            \
+            L[t] = (xv - g[c]) * w[t - 1] - (xv - g[c + j + 1]) * w[t];                               \
+        }                                                                                             \
+        L[j] = (xv - g[idx]) * w[j - 1];                                                              \
+    }                                                                                                 \
+}                                                                                                     \
+                                                                                                      \
+/* The interior triangle of k = 3 (pykan's default) in registers: stack arrays cost a store-forwarding \
+ * stall and a memcpy per point (22 ns against 13 ns per point at (2048, 64), measured). */            \
+INLINE void cubic_##SUF(int64_t idx, T xv, const T *restrict g, const T *restrict inv, int64_t stride, \
+                        T *restrict v, T *restrict dv)                                                \
+{                                                                                                     \
+    const T *i1 = inv, *i2 = inv + stride, *i3 = inv + 2 * stride;                                    \
+    const T xm2 = xv - g[idx - 2], xm1 = xv - g[idx - 1], x0 = xv - g[idx];                           \
+    const T x1 = xv - g[idx + 1], x2 = xv - g[idx + 2], x3 = xv - g[idx + 3];                         \
+    const T w0 = i1[idx];                                                                             \
+    const T l0 = -(x1 * w0), l1 = x0 * w0;                                                            \
+    const T wa = l0 * i2[idx - 1], wb = l1 * i2[idx];                                                 \
+    const T m0 = -(x1 * wa), m1 = xm1 * wa - x2 * wb, m2 = x0 * wb;                                   \
+    const T u0 = m0 * i3[idx - 2], u1 = m1 * i3[idx - 1], u2 = m2 * i3[idx];                          \
+    v[0] = -(x1 * u0);                                                                                \
+    v[1] = xm2 * u0 - x2 * u1;                                                                        \
+    v[2] = xm1 * u1 - x3 * u2;                                                                        \
+    v[3] = x0 * u2;                                                                                   \
+    if (dv) {                                                                                         \
+        dv[0] = -(u0 * (T)3);                                                                         \
+        dv[1] = (u0 - u1) * (T)3;                                                                     \
+        dv[2] = (u1 - u2) * (T)3;                                                                     \
+        dv[3] = u2 * (T)3;                                                                            \
+    }                                                                                                 \
+}                                                                                                     \
+                                                                                                      \
+/* Near the grid's ends: c < 0 or c > P - 2 - j has no basis function of order j and holds 0. */      \
+static void boundary_##SUF(int64_t k, int64_t idx, int64_t P, T xv, const T *restrict g,              \
+                           const T *restrict inv, int64_t stride, T *restrict L, T *restrict w)       \
+{                                                                                                     \
+    L[0] = 1;                                                                                         \
+    w[0] = 0;                                                                                         \
+    for (int64_t j = 1; j <= k; ++j) {                                                                \
+        const T *ij = inv + (j - 1) * stride;                                                         \
+        for (int64_t t = 0; t < j; ++t) {                                                             \
+            const int64_t c = idx - j + 1 + t;                                                        \
+            w[t] = (c >= 0 && c <= P - 1 - j) ? L[t] * ij[c] : (T)0;                                  \
+        }                                                                                             \
+        for (int64_t t = 0; t <= j; ++t) {                                                            \
+            const int64_t c = idx - j + t;                                                            \
+            if (c < 0 || c > P - 2 - j) { L[t] = 0; continue; }                                       \
+            const T left = t > 0 ? w[t - 1] : (T)0, right = t < j ? w[t] : (T)0;                      \
+            L[t] = (xv - g[c]) * left - (xv - g[c + j + 1]) * right;                                  \
+        }                                                                                             \
+    }                                                                                                 \
+}
+
+DEFINE_TRIANGLE(float, f32)
+DEFINE_TRIANGLE(double, f64)
+
+#define DEFINE_BASIS(T, SUF)                                                                          \
+EXPORT void kan_basis_##SUF(int64_t B, int64_t n, int64_t P, int64_t k, const T *restrict x,      \
+                                const T *restrict grid, const T *restrict inv, const T *restrict sig, \
+                                int64_t base_kind, int32_t *restrict start, T *restrict val,          \
+                                T *restrict dval, T *restrict base, T *restrict dbase,                \
+                                double *restrict xstat)                                               \
+{                                                                                                     \
+    /* xstat (2, n) or NULL: every input column's mean and sample variance, shifted direct sums */    \
+    if (xstat) {                                                                                      \
+        for (int64_t i = 0; i < n; ++i) {                                                             \
+            const double shift = (double)x[i];                                                        \
+            double s1 = 0, s2 = 0;                                                                    \
+            for (int64_t b = 1; b < B; ++b) {                                                         \
+                const double d = (double)x[b * n + i] - shift;                                        \
+                s1 += d;                                                                              \
+                s2 += d * d;                                                                          \
+            }                                                                                         \
+            const double ss = s2 - s1 * s1 / (double)B;                                               \
+            xstat[i] = shift + s1 / (double)B;                                                        \
+            xstat[n + i] = (ss < 0 ? 0.0 : ss) / (double)(B > 1 ? B - 1 : 1); /* NaN stays NaN */     \
+        }                                                                                             \
+    }                                                                                                 \
+    const int64_t K = P - 1 - k, stride = n * (P - 1);                                                \
+    for (int64_t b = 0; b < B; ++b) {                                                                 \
+        for (int64_t i = 0; i < n; ++i) {                                                             \
+            const int64_t bi = b * n + i;                                                             \
+            const T xv = x[bi];                                                                       \
+            const T *g = grid + i * P;                                                                \
+            T *v = val + bi * (k + 1);                                                                \
+            T *dv = dval ? dval + bi * (k + 1) : NULL;                                                \
+            /* base branch: silu from the sigmoid computed outside (torch's exp is vectorised) */     \
+            if (base_kind == 0) {                                                                     \
+                const T s = sig[bi], a = xv * s;                                                      \
+                base[bi] = a;                                                                         \
+                if (dbase) dbase[bi] = s + a * ((T)1 - s);                                            \
+            } else {                                                                                  \
+                base[bi] = base_kind == 1 ? xv : (T)0;                                                \
+                if (dbase) dbase[bi] = base_kind == 1 ? (T)1 : (T)0;                                  \
+            }                                                                                         \
+            /* interval: g[idx] <= x < g[idx + 1], none outside [g[0], g[P-1]) or for NaN */         \
+            if (!(xv >= g[0]) || !(xv < g[P - 1])) {                                                  \
+                start[bi] = 0;                                                                        \
+                for (int64_t t = 0; t <= k; ++t) {                                                    \
+                    v[t] = 0;                                                                         \
+                    if (dv) dv[t] = 0;                                                                \
+                }                                                                                     \
+                continue;                                                                             \
+            }                                                                                         \
+            /* idx = #{q : g[q] <= x} - 1 (the last such knot on a sorted grid): a branch-free count, \
+               against ~4 mispredicted branches of a binary search on a 10-knot grid */               \
+            int64_t cnt = 0;                                                                          \
+            for (int64_t q = 1; q < P - 1; ++q) cnt += xv >= g[q];                                    \
+            const int64_t idx = cnt;                                                                  \
+            const int interior = idx >= k && idx <= P - 2 - k;                                        \
+            if (interior && k == 3) {                                                                 \
+                cubic_##SUF(idx, xv, g, inv + i * (P - 1), stride, v, dv);                            \
+                start[bi] = (int32_t)(idx - 3);                                                       \
+                continue;                                                                             \
+            }                                                                                         \
+            T L[MAX_K + 2] = {0}, w[MAX_K + 2] = {0};                                                 \
+            if (interior)                                                                             \
+                interior_##SUF(k, idx, xv, g, inv + i * (P - 1), stride, L, w);                       \
+            else                                                                                      \
+                boundary_##SUF(k, idx, P, xv, g, inv + i * (P - 1), stride, L, w);                    \
+            /* L[t] is B_{c,k}, c = idx - k + t; w[t] is B_{c+1,k-1} / span: d/dx B_{c,k} =           \
+               k (w[t-1] - w[t]) */                                                                   \
+            if (interior) {                                                                           \
+                start[bi] = (int32_t)(idx - k);                                                       \
+                for (int64_t t = 0; t <= k; ++t) v[t] = L[t];                                         \
+                if (dv) {                                                                             \
+                    dv[0] = -(w[0] * (T)k);                                                           \
+                    for (int64_t t = 1; t < k; ++t) dv[t] = (w[t - 1] - w[t]) * (T)k;                 \
+                    if (k > 0) dv[k] = w[k - 1] * (T)k;                                               \
+                }                                                                                     \
+                continue;                                                                             \
+            }                                                                                         \
+            const int64_t s0 = idx - k < 0 ? 0 : (idx - k > K - 1 - k ? K - 1 - k : idx - k);         \
+            start[bi] = (int32_t)s0;                                                                  \
+            for (int64_t t = 0; t <= k; ++t) {                                                        \
+                v[t] = 0;                                                                             \
+                if (dv) dv[t] = 0;                                                                    \
+            }                                                                                         \
+            for (int64_t t = 0; t <= k; ++t) {                                                        \
+                const int64_t c = idx - k + t, s = c - s0;                                            \
+                if (c < 0 || c > K - 1 || s < 0 || s > k) continue;                                   \
+                v[s] = L[t];                                                                          \
+                if (dv && k > 0) {                                                                    \
+                    const T left = t > 0 ? w[t - 1] : (T)0, right = t < k ? w[t] : (T)0;              \
+                    dv[s] = (left - right) * (T)k;                                                    \
+                }                                                                                     \
+            }                                                                                         \
+        }                                                                                             \
+    }                                                                                                 \
+}
+
+DEFINE_BASIS(float, f32)
+DEFINE_BASIS(double, f64)
+
+/* ---------------------------------------------------------------------------------------------- */
+/* forward: y (B, m) and, if asked, every edge's mean and sample variance over the batch            */
+
+/* phi[j] = a W0[j] + sum_t v[t] Ws[t m + j] for one (sample, input): the edge outputs. always_inline
+ * with a literal k = 3 (pykan's default) unrolls the t loop. */
+#define DEFINE_EDGES(T, SUF)                                                                          \
+INLINE void edges_##SUF(int64_t m, int64_t k, T a, const T *restrict v, const T *restrict w0,         \
+                        const T *restrict ws, T *restrict phi)                                        \
+{                                                                                                     \
+    for (int64_t j = 0; j < m; ++j) phi[j] = a * w0[j];                                               \
+    for (int64_t t = 0; t <= k; ++t) {                                                                \
+        const T vt = v[t];                                                                            \
+        const T *restrict wt = ws + t * m;                                                            \
+        for (int64_t j = 0; j < m; ++j) phi[j] += vt * wt[j];                                         \
+    }                                                                                                 \
+}
+
+DEFINE_EDGES(float, f32)
+DEFINE_EDGES(double, f64)
+
+/* The statistics are direct sums of phi - phi(sample 0) in double: the shift keeps the summands as
+ * small as the edge's spread, so a near-constant edge (std 1e-5 of a value ~1) loses nothing to
+ * cancellation, where a covariance form w^T C w loses ~1e-9 relative. */
+#define DEFINE_FORWARD(T, SUF)                                                                        \
+INLINE void forward_rows_##SUF(int64_t B, int64_t n, int64_t m, int64_t k, int64_t K1,                \
+                               const int32_t *restrict start, const T *restrict val,                  \
+                               const T *restrict base, const T *restrict W, T *restrict y,            \
+                               double *restrict shift, double *restrict s1, double *restrict s2,      \
+                               T *restrict phi)                                                       \
+{                                                                                                     \
+    for (int64_t b = 0; b < B; ++b) {                                                                 \
+        T *restrict yb = y + b * m;                                                                   \
+        for (int64_t j = 0; j < m; ++j) yb[j] = 0;                                                    \
+        for (int64_t i = 0; i < n; ++i) {                                                             \
+            const int64_t bi = b * n + i;                                                             \
+            const T *w0 = W + i * K1 * m;                                                             \
+            edges_##SUF(m, k, base[bi], val + bi * (k + 1), w0, w0 + (1 + start[bi]) * m, phi);       \
+            for (int64_t j = 0; j < m; ++j) yb[j] += phi[j];                                          \
+            if (!s1) continue;                                                                        \
+            double *restrict sh = shift + i * m, *restrict a1 = s1 + i * m, *restrict a2 = s2 + i * m; \
+            if (b == 0) {                                                                             \
+                for (int64_t j = 0; j < m; ++j) { sh[j] = (double)phi[j]; a1[j] = 0; a2[j] = 0; }     \
+            } else {                                                                                  \
+                for (int64_t j = 0; j < m; ++j) {                                                     \
+                    const double d = (double)phi[j] - sh[j];                                          \
+                    a1[j] += d;                                                                       \
+                    a2[j] += d * d;                                                                   \
+                }                                                                                     \
+            }                                                                                         \
+        }                                                                                             \
+    }                                                                                                 \
+}                                                                                                     \
+                                                                                                      \
+/* Narrow layers (m <= 8: the reference KAN's output layer, [2, 5, 1]'s 5 and 1): the weight, the     \
+ * outputs and the statistics padded to 8 lanes, so that every loop over the width is one vector with \
+ * no remainder loop: forward 49 -> 20 us at (409, 10, 1), measured. Padding m = 10 to 16 lanes ran   \
+ * 2-4x slower than the plain loops (not understood), so wider layers stay unpadded. */               \
+INLINE int forward_padded_##SUF(int64_t B, int64_t n, int64_t m, int64_t MP, int64_t k, int64_t K1,   \
+                                const int32_t *restrict start, const T *restrict val,                 \
+                                const T *restrict base, const T *restrict W, T *restrict y,           \
+                                double *restrict mean, double *restrict var)                          \
+{                                                                                                     \
+    T *Wp = calloc((size_t)(n * K1 * MP + B * MP + MP), sizeof(T));                                   \
+    double *acc = mean ? calloc((size_t)(3 * n * MP), sizeof(double)) : NULL;                         \
+    if (!Wp || (mean && !acc)) { free(Wp); free(acc); return 0; }                                     \
+    T *yp = Wp + n * K1 * MP, *phi = yp + B * MP;                                                     \
+    for (int64_t r = 0; r < n * K1; ++r) memcpy(Wp + r * MP, W + r * m, (size_t)m * sizeof(T));       \
+    double *shift = acc, *s1 = acc ? acc + n * MP : NULL, *s2 = acc ? acc + 2 * n * MP : NULL;        \
+    if (k == 3)                                                                                       \
+        forward_rows_##SUF(B, n, MP, 3, K1, start, val, base, Wp, yp, shift, s1, s2, phi);            \
+    else                                                                                              \
+        forward_rows_##SUF(B, n, MP, k, K1, start, val, base, Wp, yp, shift, s1, s2, phi);            \
+    for (int64_t b = 0; b < B; ++b) memcpy(y + b * m, yp + b * MP, (size_t)m * sizeof(T));            \
+    if (mean) {                                                                                       \
+        const double inv_b = 1.0 / (double)B, inv_b1 = 1.0 / (double)(B > 1 ? B - 1 : 1);             \
+        for (int64_t i = 0; i < n; ++i)                                                               \
+            for (int64_t j = 0; j < m; ++j) {                                                         \
+                const int64_t e = i * MP + j;                                                         \
+                const double a = s1[e], ss = s2[e] - a * a * inv_b;                                   \
+                mean[i * m + j] = shift[e] + a * inv_b;                                               \
+                var[i * m + j] = (ss < 0 ? 0.0 : ss) * inv_b1; /* NaN stays NaN */                    \
+            }                                                                                         \
+    }                                                                                                 \
+    free(Wp);                                                                                         \
+    free(acc);                                                                                        \
+    return 1;                                                                                         \
+}                                                                                                     \
+                                                                                                      \
+EXPORT HOT void kan_forward_##SUF(int64_t B, int64_t n, int64_t m, int64_t k, int64_t K1,             \
+                                  const int32_t *restrict start, const T *restrict val,               \
+                                  const T *restrict base, const T *restrict W, T *restrict y,         \
+                                  double *restrict mean, double *restrict var,                        \
+                                  double *restrict work, T *restrict phi)                             \
+{                                                                                                     \
+    /* mean, var (n, m) or NULL (no statistics); work (2, n, m): the shift and the first sum */       \
+    if (m <= 8 && forward_padded_##SUF(B, n, m, 8, k, K1, start, val, base, W, y, mean, var)) return; \
+    double *s2 = var;                                                                                 \
+    double *shift = work, *s1 = mean ? work + n * m : NULL;                                           \
+    if (k == 3)                                                                                       \
+        forward_rows_##SUF(B, n, m, 3, K1, start, val, base, W, y, shift, s1, s2, phi);               \
+    else                                                                                              \
+        forward_rows_##SUF(B, n, m, k, K1, start, val, base, W, y, shift, s1, s2, phi);               \
+    if (!mean) return;                                                                                \
+    const double inv_b = 1.0 / (double)B, inv_b1 = 1.0 / (double)(B > 1 ? B - 1 : 1);                 \
+    for (int64_t e = 0; e < n * m; ++e) {                                                             \
+        const double a = s1[e];                                                                       \
+        const double ss = s2[e] - a * a * inv_b;                                                      \
+        mean[e] = shift[e] + a * inv_b;                                                               \
+        var[e] = (ss < 0 ? 0.0 : ss) * inv_b1; /* NaN stays NaN */                                    \
+    }                                                                                                 \
+}
+
+DEFINE_FORWARD(float, f32)
+DEFINE_FORWARD(double, f64)
+
+/* ---------------------------------------------------------------------------------------------- */
+/* backward: dW (n, K+1, m) and, if asked, gx (B, n), from gz (B, m) = d objective / d y and the
+ * regularisation's per-edge coefficient c (n rows of stride ldc, float64) with the edge means (n, m,
+ * float64): d objective / d phi_bij = gz_bj + c_ij (phi_bij - mean_ij), the centring in float64 (c NULL:
+ * no regularisation through this layer's edge stds, mean unused) */
+#define DEFINE_BACKWARD(T, SUF)                                                                       \
+/* sum_j q[j] in LANES partial sums: vectorised without reassociating flags, same bits every run */   \
+INLINE T sum_##SUF(int64_t m, const T *restrict q)                                                    \
+{                                                                                                     \
+    T acc[LANES] = {0};                                                                               \
+    int64_t j = 0;                                                                                    \
+    for (; j + LANES <= m; j += LANES)                                                                \
+        for (int64_t l = 0; l < LANES; ++l) acc[l] += q[j + l];                                       \
+    T s = 0;                                                                                          \
+    for (int64_t l = 0; l < LANES; ++l) s += acc[l];                                                  \
+    for (; j < m; ++j) s += q[j];                                                                     \
+    return s;                                                                                         \
+}                                                                                                     \
+                                                                                                      \
+INLINE void backward_rows_##SUF(int64_t B, int64_t n, int64_t m, int64_t k, int64_t K1,               \
+                                const int32_t *restrict start, const T *restrict val,                 \
+                                const T *restrict dval, const T *restrict base,                       \
+                                const T *restrict dbase, const T *restrict W, const T *restrict gz,   \
+                                const double *restrict c, int64_t ldc, const double *restrict mean,   \
+                                T *restrict dW,                                                       \
+                                T *restrict gx, T *restrict phi, T *restrict dphi)                    \
+{                                                                                                     \
+    for (int64_t b = 0; b < B; ++b) {                                                                 \
+        const T *restrict gb = gz + b * m;                                                            \
+        for (int64_t i = 0; i < n; ++i) {                                                             \
+            const int64_t bi = b * n + i;                                                             \
+            const T *w0 = W + i * K1 * m;                                                             \
+            const T *ws = w0 + (1 + start[bi]) * m;                                                   \
+            const T *v = val + bi * (k + 1);                                                          \
+            const T a = base[bi];                                                                     \
+            const T *restrict d = gb;                                                                 \
+            if (c) {                                                                                  \
+                edges_##SUF(m, k, a, v, w0, ws, phi);                                                 \
+                const double *restrict ci = c + i * ldc, *restrict mi = mean + i * m;                 \
+                for (int64_t j = 0; j < m; ++j)                                                       \
+                    dphi[j] = gb[j] + (T)(ci[j] * ((double)phi[j] - mi[j]));                          \
+                d = dphi;                                                                             \
+            }                                                                                         \
+            T *restrict dw0 = dW + i * K1 * m;                                                        \
+            T *restrict dws = dw0 + (1 + start[bi]) * m;                                              \
+            for (int64_t j = 0; j < m; ++j) dw0[j] += d[j] * a;                                       \
+            for (int64_t t = 0; t <= k; ++t) {                                                        \
+                const T vt = v[t];                                                                    \
+                T *restrict dwt = dws + t * m;                                                        \
+                for (int64_t j = 0; j < m; ++j) dwt[j] += d[j] * vt;                                  \
+            }                                                                                         \
+            if (!gx) continue;                                                                        \
+            /* gx = sum_j d_j dphi_j/dx with dphi_j/dx = dbase W0_j + sum_t dval_t Ws_tj */           \
+            edges_##SUF(m, k, dbase[bi], dval + bi * (k + 1), w0, ws, phi);                           \
+            for (int64_t j = 0; j < m; ++j) phi[j] *= d[j];                                           \
+            gx[bi] = sum_##SUF(m, phi);                                                               \
+        }                                                                                             \
+    }                                                                                                 \
+}                                                                                                     \
+                                                                                                      \
+EXPORT HOT void kan_backward_##SUF(int64_t B, int64_t n, int64_t m, int64_t k, int64_t K1,            \
+                                   const int32_t *restrict start, const T *restrict val,              \
+                                   const T *restrict dval, const T *restrict base,                    \
+                                   const T *restrict dbase, const T *restrict W,                      \
+                                   const T *restrict gz, const double *restrict c, int64_t ldc,       \
+                                   const double *restrict mean, T *restrict dW, T *restrict gx,       \
+                                   T *restrict phi, T *restrict dphi)                                 \
+{                                                                                                     \
+    /* dW is overwritten; phi, dphi: (m,) scratch */                                                  \
+    memset(dW, 0, (size_t)(n * K1 * m) * sizeof(T));                                                  \
+    if (k == 3)                                                                                       \
+        backward_rows_##SUF(B, n, m, 3, K1, start, val, dval, base, dbase, W, gz, c, ldc, mean, dW, gx, \
+                            phi, dphi);                                                               \
+    else                                                                                              \
+        backward_rows_##SUF(B, n, m, k, K1, start, val, dval, base, dbase, W, gz, c, ldc, mean, dW, gx, \
+                            phi, dphi);                                                               \
+}
+
+DEFINE_BACKWARD(float, f32)
+DEFINE_BACKWARD(double, f64)
+
+/* ---------------------------------------------------------------------------------------------- */
+/* the folded weight and its gradient, one pass each (6 and 5 torch ops per layer before)          */
+/* coef (n, m, K), scale_base / scale_sp / mask (n, m), mask NULL for all ones                      */
+
+#define DEFINE_WEIGHT(T, SUF)                                                                         \
+EXPORT void kan_fold_##SUF(int64_t n, int64_t m, int64_t K, const T *restrict coef,                   \
+                           const T *restrict scale_base, const T *restrict scale_sp,                  \
+                           const T *restrict mask, T *restrict W)                                     \
+{                                                                                                     \
+    /* W (n, K + 1, m): row 0 mask * scale_base, rows 1.. (mask * scale_sp) * coef */                 \
+    for (int64_t i = 0; i < n; ++i)                                                                   \
+        for (int64_t j = 0; j < m; ++j) {                                                             \
+            const int64_t e = i * m + j;                                                              \
+            const T mk = mask ? mask[e] : (T)1;                                                       \
+            const T wsp = mask ? mk * scale_sp[e] : scale_sp[e];                                      \
+            T *w = W + i * (K + 1) * m + j;                                                           \
+            w[0] = mask ? mk * scale_base[e] : scale_base[e];                                         \
+            for (int64_t c = 0; c < K; ++c) w[(c + 1) * m] = wsp * coef[e * K + c];                  \
+        }                                                                                             \
+}                                                                                                     \
+                                                                                                      \
+EXPORT void kan_fold_grad_##SUF(int64_t n, int64_t m, int64_t K, const T *restrict dW,                \
+                                const T *restrict coef, const T *restrict scale_sp,                   \
+                                const T *restrict mask, const T *restrict dcoef_reg,                  \
+                                T *restrict g_coef, T *restrict g_base, T *restrict g_sp)             \
+{                                                                                                     \
+    /* gradients of coef (n, m, K), scale_base and scale_sp (n, m) from dW (n, K + 1, m); a NULL     \
+       output is not trainable; dcoef_reg (n, m, K) or NULL is added to g_coef */                     \
+    for (int64_t i = 0; i < n; ++i)                                                                   \
+        for (int64_t j = 0; j < m; ++j) {                                                             \
+            const int64_t e = i * m + j;                                                              \
+            const T mk = mask ? mask[e] : (T)1;                                                       \
+            const T wsp = mask ? mk * scale_sp[e] : scale_sp[e];                                      \
+            const T *d = dW + i * (K + 1) * m + j;                                                    \
+            if (g_base) g_base[e] = mask ? d[0] * mk : d[0];                                          \
+            T acc = 0;                                                                                \
+            for (int64_t c = 0; c < K; ++c) {                                                         \
+                const T dc = d[(c + 1) * m];                                                          \
+                if (g_coef) g_coef[e * K + c] = dcoef_reg ? dcoef_reg[e * K + c] + dc * wsp : dc * wsp; \
+                acc += dc * coef[e * K + c];                                                          \
+            }                                                                                         \
+            if (g_sp) g_sp[e] = mask ? acc * mk : acc;                                                \
+        }                                                                                             \
+}
+
+DEFINE_WEIGHT(float, f32)
+DEFINE_WEIGHT(double, f64)
