@@ -18,21 +18,16 @@ from torch import nn
 from . import swap as swap_math
 from .attribution import attribute, node_attribute
 from .device import resolve_device
-from .fit import fit as run_fit
 from .history import log_version, start_history
-from .kan_objective_fused import kan_objective
+from .kan_fit import fit_kan
 from .layer import KANLayer, check_input, nan_rows, resolve_base_fun
 from .model_kinds import register_kind
 from .mult_swap import grouped_greedy_perms
 from .records import batch_std, deepcopy_without_records, forward_with_records, sample_std
-from .regularization import matrix_reg
+from .regularization import REG_METRICS, kan_reg
 from .symbolic_layer import SymbolicKANLayer
 
 __all__ = ["KAN", "MultKAN", "REG_METRICS"]
-
-REG_METRICS = ("edge_forward_spline_n", "edge_forward_sum", "edge_forward_spline_u", "edge_backward",
-               "node_backward")
-
 
 def _normalise_width(width) -> list[list[int]]:
     """[n or [n_sum, n_mult], ...] -> [[n_sum, n_mult], ...] as a new list (the caller's list is
@@ -374,31 +369,7 @@ class KAN(nn.Module):
             lamb_coef: float = 0.0, lamb_coefdiff: float = 0.0) -> torch.Tensor:
         """pykan's regularisation on the latest forward's records. Every metric
         has a gradient ('edge_forward_sum' included, unlike pykan's D13)."""
-        if reg_metric == "edge_forward_spline_n":
-            mats = self.acts_scale_spline
-        elif reg_metric == "edge_forward_sum":
-            # pykan's acts_scale (numeric + symbolic), which pykan detaches (D13): here with a gradient
-            mats = self.acts_scale_sum
-        elif reg_metric == "edge_forward_spline_u":
-            mats = self.edge_actscale
-        elif reg_metric == "edge_backward":
-            mats = self.edge_scores
-        elif reg_metric == "node_backward":
-            mats = self.node_attribute_scores
-        else:
-            raise ValueError(f"unknown reg_metric {reg_metric!r}; use one of {list(REG_METRICS)}")
-        if not mats:
-            raise RuntimeError(f"reg({reg_metric!r}) needs saved activations: run a forward with save_act=True"
-                               + (" and attribute()" if "backward" in reg_metric else ""))
-        total = 0.0
-        for v in mats:
-            total = total + matrix_reg(v, lamb_l1, lamb_entropy)
-        if lamb_coef or lamb_coefdiff:
-            for layer in self.act_fun:
-                coef = layer.coef
-                total = total + lamb_coef * coef.abs().mean(1).sum()
-                total = total + lamb_coefdiff * torch.diff(coef).abs().mean(1).sum()
-        return total
+        return kan_reg(self, reg_metric, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff)
 
     def get_reg(self, reg_metric, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff) -> torch.Tensor:
         """pykan's name for ``reg(reg_metric, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff)``: a scalar
@@ -445,47 +416,13 @@ class KAN(nn.Module):
 
         progress: show the progress bar (default: on a terminal and in Jupyter, not when the output
         is piped; the environment variable ``KANSWAP_PROGRESS=0`` turns it off)."""
-        if reg_metric not in REG_METRICS:
-            raise ValueError(f"unknown reg_metric {reg_metric!r}; use one of {list(REG_METRICS)}")
-        if grid_update_num < 1:
-            raise ValueError(f"grid_update_num must be >= 1, got {grid_update_num}")
-        freq = max(1, int(stop_grid_update_step / grid_update_num))
-
-        def grid_update(step: int, x: torch.Tensor) -> bool:
-            if update_grid and step % freq == 0 and step < stop_grid_update_step and step >= start_grid_update_step:
-                self.update_grid(x)
-                return True
-            return False
-
-        def reg() -> torch.Tensor:
-            if reg_metric == "edge_backward":
-                self.attribute()
-            elif reg_metric == "node_backward":
-                self.node_attribute()
-            return self.reg(reg_metric, lamb_l1, lamb_entropy, lamb_coef, lamb_coefdiff)
-
-        after_step = None
-        if save_fig:
-            os.makedirs(img_folder, exist_ok=True)
-
-            def after_step(step: int) -> None:
-                if step % save_fig_freq == 0:
-                    import matplotlib.pyplot as plt
-
-                    fig = self.plot(in_vars=in_vars, out_vars=out_vars, title=f"Step {step}", beta=beta)
-                    fig.savefig(os.path.join(img_folder, f"{step}.jpg"), bbox_inches="tight", dpi=200)
-                    plt.close(fig)
-
-        def fast_objective(lamb_: float):
-            return kan_objective(self, lamb=lamb_, reg_metric=reg_metric, lamb_l1=lamb_l1, lamb_entropy=lamb_entropy,
-                                 lamb_coef=lamb_coef, lamb_coefdiff=lamb_coefdiff, loss_fn=loss_fn)
-
-        results = run_fit(self, dataset, opt=opt, steps=steps, log=log, lamb=lamb, reg=reg, loss_fn=loss_fn,
-                          lr=lr, batch=batch, metrics=metrics, display_metrics=display_metrics,
-                          grid_update=grid_update, after_step=after_step, fast_objective=fast_objective,
-                          progress=progress)
-        self.log_history("fit")
-        return results
+        return fit_kan(self, dataset, opt=opt, steps=steps, log=log, lamb=lamb, lamb_l1=lamb_l1,
+                       lamb_entropy=lamb_entropy, lamb_coef=lamb_coef, lamb_coefdiff=lamb_coefdiff,
+                       update_grid=update_grid, grid_update_num=grid_update_num, loss_fn=loss_fn, lr=lr,
+                       start_grid_update_step=start_grid_update_step, stop_grid_update_step=stop_grid_update_step,
+                       batch=batch, metrics=metrics, save_fig=save_fig, in_vars=in_vars, out_vars=out_vars,
+                       beta=beta, save_fig_freq=save_fig_freq, img_folder=img_folder, reg_metric=reg_metric,
+                       display_metrics=display_metrics, progress=progress)
 
     # -- swapping -------------------------------------------------------------------------------
     def _check_node_layer(self, l: int) -> None:

@@ -5,7 +5,7 @@ import torch
 
 from kanswap import MLP
 from kanswap.flat import FlatParams
-from kanswap.kan import matrix_reg
+from kanswap.regularization import matrix_reg
 from kanswap.mlp_objective import BlockReg, mlp_objective
 
 
