@@ -5,8 +5,8 @@ import torch
 
 from kanswap import MLP
 from kanswap.flat import FlatParams
-from kanswap.regularization import matrix_reg
 from kanswap.mlp_objective import BlockReg, mlp_objective
+from kanswap.regularization import matrix_reg
 
 
 def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
