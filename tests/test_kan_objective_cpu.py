@@ -246,9 +246,9 @@ def test_dispatch_and_switch_off(monkeypatch):
 
 
 def _fit(backend: str, monkeypatch, steps: int = 2):
-    import kanswap.kan as kan_module
+    import kanswap.kan_fit as fit_module  # KAN.fit takes its objective from there
 
-    monkeypatch.setattr(kan_module, "kan_objective", lambda *a, **kw: kan_objective(*a, **kw, backend=backend))
+    monkeypatch.setattr(fit_module, "kan_objective", lambda *a, **kw: kan_objective(*a, **kw, backend=backend))
     data = create_dataset(lambda x: torch.exp(torch.sin(torch.pi * x[:, [0]]) + x[:, [1]] ** 2), n_var=2,
                           train_num=200, test_num=50, seed=1)
     data = {key: v.double() for key, v in data.items()}

@@ -12,39 +12,13 @@ import sympy
 import torch
 from kan.utils import fit_params as pykan_fit_params
 
+# KAN pairs with the same random parameters, inputs, relative error: shared with the API tests.
+from test_api_pykan import _pair, _rel, _x
+
 import kanswap
 from kanswap.symbolic import auto_symbolic, fix_symbolic, suggest_symbolic
 from kanswap.symbolic_fit import fit_affine, r2_score
 from kanswap.symbolic_lib import SYMBOLIC_LIB, add_symbolic
-
-
-def _pair(width, seed=3, grid=5):
-    """kanswap and pykan KANs with the same random parameters."""
-    ref = kan.KAN(width=copy.deepcopy(width), grid=grid, k=3, seed=seed, auto_save=False)
-    ours = kanswap.KAN(width=copy.deepcopy(width), grid=grid, k=3, seed=seed)
-    gen = torch.Generator().manual_seed(seed + 100)
-    state = ref.state_dict()
-    for key, val in state.items():
-        if key.endswith("coef"):
-            state[key] = 0.5 * torch.randn(val.shape, generator=gen)
-        elif key.endswith("scale_base") or key.endswith("scale_sp") or "node_scale" in key:
-            state[key] = 1.0 + 0.3 * torch.randn(val.shape, generator=gen)
-        elif "node_bias" in key:
-            state[key] = 0.2 * torch.randn(val.shape, generator=gen)
-    ref.load_state_dict(state)
-    ours.load_state_dict(state)
-    return ours, ref
-
-
-def _x(B, n, seed):
-    gen = torch.Generator().manual_seed(seed)
-    return torch.rand(B, n, generator=gen) * 2 - 1
-
-
-def _rel(a, b) -> float:
-    a, b = torch.as_tensor(a).double(), torch.as_tensor(b).double()
-    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
-
 
 # Edges of both branches: (l, i, j, function, affine a, b, c, d)
 FIXED = [(0, 0, 1, "sin", 2.0, 0.3, 0.7, -0.1), (0, 1, 0, "x^2", 1.5, -0.2, 0.4, 0.05),
