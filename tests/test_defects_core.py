@@ -1,4 +1,4 @@
-"""One regression test per pykan 0.2.8 defect (BEHAVIOR.md §13) that kanswap's core fixes."""
+"""One regression test per pykan 0.2.8 defect that kanswap's core fixes."""
 
 import os
 

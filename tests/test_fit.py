@@ -1,4 +1,4 @@
-"""kanswap's KAN.fit (BEHAVIOR.md §7): the reference task, results format, reproducibility, options."""
+"""kanswap's KAN.fit: the reference task, results format, reproducibility, options."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""kanswap.KAN against pykan's MultKAN (BEHAVIOR.md §2, §5, §6.2, §7.4, §8): init, forward,
+"""kanswap.KAN against pykan's MultKAN: init, forward,
 attribution scores, regularisation values and gradients, state_dict exchange, grid update."""
 
 import copy

@@ -1,4 +1,4 @@
-"""Pruning (BEHAVIOR.md §9, D6-D9) on the fitted reference KAN: accuracy, structure, the original
+"""Pruning (pykan's defects D6-D9) on the fitted reference KAN: accuracy, structure, the original
 left untouched, hyperparameters kept, no reseeding, pykan's widths, mean compensation, errors,
 prune_input and manual prune_node."""
 

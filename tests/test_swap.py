@@ -365,7 +365,7 @@ def test_apply_perm_to_scores():
 
 
 # ----------------------------------------------------------------------------------------------
-# pykan end to end: MLP.auto_swap uses |W| as scores (BEHAVIOR.md §12)
+# pykan end to end: MLP.auto_swap uses |W| as scores
 # ----------------------------------------------------------------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""swap / auto_swap on models, against pykan (BEHAVIOR.md §10, §12) and its defects D1-D5, D9, D20, D23."""
+"""swap / auto_swap on models, against pykan and its defects D1-D5, D9, D20, D23."""
 
 import copy
 
