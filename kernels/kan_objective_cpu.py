@@ -148,7 +148,7 @@ def backward(bas: Basis, W: Tensor, gz: Tensor, c: Tensor | None, mean: Tensor |
     ldc = c.stride(0) if c is not None else 0
     _fn("kan_backward", W.dtype)(B, n, m, k, K1, _ptr(bas.start), _ptr(bas.val), _ptr(bas.dval), _ptr(bas.base),
                                  _ptr(bas.dbase), _ptr(W), _ptr(gz), _ptr(c), ldc, _ptr(mean), _ptr(dW), _ptr(gx),
-                                 _ptr(scratch[0]), _ptr(scratch[1]))
+                                 _ptr(scratch), _ptr(scratch) + m * scratch.element_size())  # rows: no select
     return dW, gx
 
 
