@@ -348,7 +348,9 @@ INLINE void backward_rows_##SUF(int64_t B, int64_t n, int64_t m, int64_t k, int6
                                 const T *restrict dbase, const T *restrict W, const T *restrict gz,   \
                                 const double *restrict c, int64_t ldc, const double *restrict mean,   \
                                 T *restrict dW,                                                       \
-                                T *restrict gx, T *restrict phi, T *restrict dphi)                    \
+                                T *restrict gx, T *restrict phi, T *restrict dphi,                    \
+                                const T *restrict x, const double *restrict xmean,                    \
+                                const double *restrict dxv)                                           \
 {                                                                                                     \
     for (int64_t b = 0; b < B; ++b) {                                                                 \
         const T *restrict gb = gz + b * m;                                                            \
@@ -379,6 +381,7 @@ INLINE void backward_rows_##SUF(int64_t B, int64_t n, int64_t m, int64_t k, int6
             edges_##SUF(m, k, dbase[bi], dval + bi * (k + 1), w0, ws, phi);                           \
             for (int64_t j = 0; j < m; ++j) phi[j] *= d[j];                                           \
             gx[bi] = sum_##SUF(m, phi);                                                               \
+            if (dxv) gx[bi] += (T)(((double)x[bi] - xmean[i]) * dxv[i]);                              \
         }                                                                                             \
     }                                                                                                 \
 }                                                                                                     \
@@ -389,16 +392,18 @@ EXPORT HOT void kan_backward_##SUF(int64_t B, int64_t n, int64_t m, int64_t k, i
                                    const T *restrict dbase, const T *restrict W,                      \
                                    const T *restrict gz, const double *restrict c, int64_t ldc,       \
                                    const double *restrict mean, T *restrict dW, T *restrict gx,       \
-                                   T *restrict phi, T *restrict dphi)                                 \
+                                   T *restrict phi, T *restrict dphi, const T *restrict x,            \
+                                   const double *restrict xmean, const double *restrict dxv)          \
 {                                                                                                     \
-    /* dW is overwritten; phi, dphi: (m,) scratch */                                                  \
+    /* dW is overwritten; phi, dphi: (m,) scratch; dxv (n,) or NULL: gx_bi += (x_bi - xmean_i) dxv_i   \
+       (the regularisation's pull through the input stds; x (B, n), xmean (n,)) */                     \
     memset(dW, 0, (size_t)(n * K1 * m) * sizeof(T));                                                  \
     if (k == 3)                                                                                       \
         backward_rows_##SUF(B, n, m, 3, K1, start, val, dval, base, dbase, W, gz, c, ldc, mean, dW, gx, \
-                            phi, dphi);                                                               \
+                            phi, dphi, x, xmean, dxv);                                                \
     else                                                                                              \
         backward_rows_##SUF(B, n, m, k, K1, start, val, dval, base, dbase, W, gz, c, ldc, mean, dW, gx, \
-                            phi, dphi);                                                               \
+                            phi, dphi, x, xmean, dxv);                                                \
 }
 
 DEFINE_BACKWARD(float, f32)

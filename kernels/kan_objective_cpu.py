@@ -47,7 +47,7 @@ def _library():
             getattr(lib, f"kan_forward_{suffix}").argtypes = [_I64] * 5 + [_P] * 9
             getattr(lib, f"kan_fold_{suffix}").argtypes = [_I64] * 3 + [_P] * 5
             getattr(lib, f"kan_fold_grad_{suffix}").argtypes = [_I64] * 3 + [_P] * 8
-            getattr(lib, f"kan_backward_{suffix}").argtypes = [_I64] * 5 + [_P] * 8 + [_I64] + [_P] * 5
+            getattr(lib, f"kan_backward_{suffix}").argtypes = [_I64] * 5 + [_P] * 8 + [_I64] + [_P] * 8
         lib.kan_reg_forward.argtypes = [_I64] + [_P] * 4 + [_I64] * 2 + [ctypes.c_double] * 3 + [_P] * 2
         lib.kan_reg_forward.restype = ctypes.c_double
         lib._kanswap_typed = True
@@ -131,11 +131,14 @@ def forward(bas: Basis, W: Tensor, stats: bool, ws: dict | None = None) -> tuple
 
 
 def backward(bas: Basis, W: Tensor, gz: Tensor, c: Tensor | None, mean: Tensor | None, input_grad: bool,
-             ws: dict | None = None) -> tuple[Tensor, Tensor | None]:
+             ws: dict | None = None, x: Tensor | None = None, dxv: Tensor | None = None
+             ) -> tuple[Tensor, Tensor | None]:
     """From gz (B, m) = d objective / d y and, if not None, the per-edge coefficient c (n, m) with the
     edge means (n, m) (both float64; c's rows may be strided, e.g. a column slice of a wider buffer):
     d objective / d phi_bij = gz_bj + c_ij (phi_bij - mean_ij).
-    Returns dW (n, K + 1, m) and, with ``input_grad`` (needs dval, dbase), gx (B, n). ws: as ``basis``."""
+    Returns dW (n, K + 1, m) and, with ``input_grad`` (needs dval, dbase), gx (B, n). ws: as ``basis``.
+    With x (B, n) the layer's contiguous input and dxv (n,) float64 (needs ``bas.xstat``), gx also gets
+    (x_bi - mean_i) dxv_i, mean_i the input column's mean (the regularisation's pull through the input stds)."""
     B, n = bas.start.shape
     _, K1, m = W.shape
     k = bas.val.shape[-1] - 1
@@ -145,10 +148,14 @@ def backward(bas: Basis, W: Tensor, gz: Tensor, c: Tensor | None, mean: Tensor |
     if c is not None and (c.dtype != torch.float64 or c.stride(1) != 1 or mean.dtype != torch.float64
                           or not mean.is_contiguous()):
         raise ValueError("backward: c needs float64 rows of unit stride and mean a contiguous float64 tensor")
+    if dxv is not None and (not input_grad or x is None or bas.xstat is None or dxv.dtype != torch.float64
+                            or x.dtype != W.dtype or not x.is_contiguous() or not dxv.is_contiguous()):
+        raise ValueError("backward: dxv needs input_grad, the basis' xstat, x contiguous and dxv contiguous float64")
     ldc = c.stride(0) if c is not None else 0
     _fn("kan_backward", W.dtype)(B, n, m, k, K1, _ptr(bas.start), _ptr(bas.val), _ptr(bas.dval), _ptr(bas.base),
                                  _ptr(bas.dbase), _ptr(W), _ptr(gz), _ptr(c), ldc, _ptr(mean), _ptr(dW), _ptr(gx),
-                                 _ptr(scratch), _ptr(scratch) + m * scratch.element_size())  # rows: no select
+                                 _ptr(scratch), _ptr(scratch) + m * scratch.element_size(),  # rows: no select
+                                 _ptr(x), _ptr(bas.xstat) if dxv is not None else None, _ptr(dxv))
     return dW, gx
 
 
