@@ -5,12 +5,13 @@ per layer by one compiled forward over the batch (basis windows, edge outputs, t
 every edge's mean and variance as direct shifted sums in float64) and one compiled backward that
 touches only the k + 1 non-zero basis functions of each input (weight gradient, input gradient, and
 the regularisation's pull on every edge output); the folded weight and its gradient are one compiled
-pass each. What is cheap per node stays in torch ops shared with the oracle: mult nodes and affine
-parameters, the penalty on the edge stds and its gradient, the coef penalties.
+pass each, the forward metrics' l1 + entropy penalty of all layers and its gradient one compiled
+float64 pass. What is cheap per node stays in torch ops shared with the oracle: mult nodes and affine
+parameters, the backward metrics' penalty, the coef penalties.
 
 Measured (``bench/kan_objective_calls.py``, 1 thread, loaded 2-core machine): one closure call of the
-reference fit takes 1.8x less time than the oracle's (127 top-level torch ops against 289), of
-[2, 5, 1] on 1000 samples 1.7x less. The edge stds come from the batch directly instead of
+reference fit takes 2.4x less time than the oracle's (12 top-level torch ops against 289), of
+[2, 5, 1] on 1000 samples 2.8x less. The edge stds come from the batch directly instead of
 ``w^T C w``: near a zero std they are the float64 direct sums (3e-12 from a direct-sum oracle where
 ``w^T C w`` is 6e-8 off, tests/test_kan_objective_cpu.py), elsewhere equal to the oracle's to ~1e-15.
 
@@ -101,16 +102,18 @@ class FusedObjective(_Objective):
         # Every edge's variance, layers stacked and zero-padded to (N, m_max) as the oracle's stds (a pad
         # per layer and call cost 110 us at [2, 5, 1]: one copy into this buffer instead).
         self.var64 = torch.zeros(self.offsets[-1] + self.sizes[-1][0], self.m_max, dtype=torch.float64)
+        self.reg_forward = cpu.RegForward([(n, m) for n, _, m in self.sizes])
 
     def _basis(self, l: int, x: Tensor, derivative: bool, ws: dict, stats: bool) -> cpu.Basis:
-        grid, inv = self.grids[l].current()
+        g = self.grids[l]  # current: _run and predict check every grid first
+        grid, inv = g.grid, g.inv
         lay = self.layers[l]
         return cpu.basis(x, grid, inv, lay.layer.k, lay.basis.base_name, derivative, ws, stats)
 
     def _first_basis(self, x: Tensor):
-        grid = self.grids[0].current()[0]
+        grid = self.grids[0].grid  # current (checked by _run); a new object whenever the grid changed
         cache = self._first_fused
-        if cache is None or cache[0] is not x or cache[1] != x._version or not torch.equal(cache[2], grid):
+        if cache is None or cache[0] is not x or cache[1] != x._version or cache[2] is not grid:
             x0 = self.model._select_inputs(x).contiguous()
             cache = self._first_fused = [x, x._version, grid, x0, self._basis(0, x0, False, self.ws_first, True)]
         return cache
@@ -118,8 +121,10 @@ class FusedObjective(_Objective):
     def _fold(self, l: int, ws: dict) -> Tensor:
         """Layer l's folded weight (n, K + 1, m) in one compiled pass (6 torch ops per layer before)."""
         layer = self.layers[l].layer
-        return cpu.fold(layer.coef.detach(), layer.scale_base.detach(), layer.scale_sp.detach(), self.layers[l].mask,
-                        ws)
+        # The loops read the parameters' data: no detach. With the grid checks once per call and no
+        # scratch selects: 47 -> 22 top-level ops, 1192 -> 1126 us per reference closure call
+        # (bench/kan_objective_calls.py --threads 1 --repeats 100).
+        return cpu.fold(layer.coef, layer.scale_base, layer.scale_sp, self.layers[l].mask, ws)
 
     def _fold_grad(self, l: int, dW: Tensor, dcoef_reg: Tensor | None) -> None:
         """Gradients of coef, scale_base, scale_sp from dW, written into their .grad in one compiled pass
@@ -131,7 +136,7 @@ class FusedObjective(_Objective):
             w_sp = layer.scale_sp if lay.mask is None else lay.mask * layer.scale_sp
             lay.weight_backward(dW, w_sp, dcoef_reg)
             return
-        cpu.fold_grad(dW, layer.coef.detach(), layer.scale_sp.detach(), lay.mask, dcoef_reg, *grads)
+        cpu.fold_grad(dW, layer.coef, layer.scale_sp, lay.mask, dcoef_reg, *grads)
 
     def predict(self, x: Tensor) -> Tensor:
         """The model's output (B, n_out) for x (B, n_in), as ``model.forward`` with ``save_act`` off and
@@ -187,34 +192,42 @@ class FusedObjective(_Objective):
 
     def _regularise_fused(self, recs: list[dict], first) -> Tensor:
         """reg's value; stores on each record c (n, m), the coefficient of the edge outputs' centred
-        values in d(lamb * reg) / d phi, dx_reg (B, n) through the input stds, and dcoef_reg."""
+        values in d(lamb * reg) / d phi, dxv (n,) that of the inputs' centred values (through the input stds;
+        forward metrics but 'edge_forward_spline_u', hidden layers), and dcoef_reg."""
         lamb = self.lamb
         B = first[3].shape[0]
         dtype = recs[0]["W"].dtype
+        if self.reg_metric in _FORWARD_METRICS:
+            # The l1 + entropy penalty and its gradient in one compiled float64 pass (~60 torch ops before):
+            # one closure call of the reference fit 1374 -> 1192 us, 127 -> 47 top-level ops; [2, 5, 1]
+            # 930 -> 689 us (bench/kan_objective_calls.py --threads 1 --repeats 100).
+            normed = self.reg_metric != "edge_forward_spline_u"
+            xstat = [rec["bas"].xstat for rec in recs]
+            value = self.reg_forward([rec["var"] for rec in recs], xstat, B, normed, lamb, self.lamb_l1,
+                                     self.lamb_entropy)
+            reg = torch.full((), value, dtype=dtype)
+            for l, rec in enumerate(recs):
+                rec["c"] = self.reg_forward.c[l]
+                if l > 0 and normed:
+                    # added to the input gradient by the backward loop (4 torch ops per layer before): 22 -> 12
+                    # top-level ops per reference closure call, 2.3x -> 2.4x less time than the PyTorch path
+                    # (bench/kan_objective_calls.py --threads 1 --repeats 100)
+                    rec["dxv"] = self.reg_forward.dvar2[l]
+            if self.lamb_coef or self.lamb_coefdiff:
+                reg = reg + self._coef_reg(recs)
+            return reg
         var64 = self.var64
         for (n, _, m), off, rec in zip(self.sizes, self.offsets, recs, strict=True):
             var64[off:off + n, :m].copy_(rec["var"])
         e64 = var64.clamp_min(1e-36).sqrt()
         edges = e64.to(dtype)
-        if self.reg_metric in _FORWARD_METRICS:
-            # Input stds floored as the oracle's (variance >= 1e-24), from the basis pass's column sums.
-            xstat = torch.cat([rec["bas"].xstat for rec in recs], dim=1)  # (2, N) mean, variance
-            std = xstat[1].clamp_min(1e-24).sqrt_().to(dtype)
-            reg, d_edges, d_std = self._forward_metric_reg(edges, std)
-        else:
-            reg, d_edges, d_std = self._backward_metric_reg(edges, recs)
+        reg, d_edges, _ = self._backward_metric_reg(edges, recs)
         # e = sqrt(var), var = sum_b (phi_b - mean)^2 / (B - 1): d(lamb reg) / d phi_b = c (phi_b - mean) with
         # c = lamb d_edges / (e (B - 1)), none below the 1e-36 floor.
         c_all = d_edges.double() * ((lamb / max(B - 1, 1)) / e64 * (var64 >= 1e-36))
-        if d_std is not None:
-            dvar2 = d_std * (((lamb / max(B - 1, 1)) / std) * (xstat[1] >= 1e-24))
-            x_mean = xstat[0].to(dtype)
         for l, rec in enumerate(recs):
             (n, _, m), off = self.sizes[l], self.offsets[l]
             rec["c"] = c_all[off:off + n, :m]  # rows of stride m_max: the kernel takes the stride
-            if l > 0 and d_std is not None:
-                x_l = rec["x"]
-                rec["dx_reg"] = (x_l - x_mean[off:off + n]) * dvar2[off:off + n]
         if self.lamb_coef or self.lamb_coefdiff:
             reg = reg + self._coef_reg(recs)
         return reg
@@ -223,8 +236,8 @@ class FusedObjective(_Objective):
         """As ``_Objective._layer_backward``, the layer's loops compiled."""
         lay = self.layers[l]
         gz = self._node_backward(lay, rec, grad_h).contiguous()
-        dW, gx = cpu.backward(rec["bas"], rec["W"], gz, rec.get("c"), rec["mean"], l > 0, self.ws[l])
+        dxv = rec.get("dxv")
+        dW, gx = cpu.backward(rec["bas"], rec["W"], gz, rec.get("c"), rec["mean"], l > 0, self.ws[l],
+                              rec["x"] if dxv is not None else None, dxv)
         self._fold_grad(l, dW, rec.get("dcoef_reg"))
-        if "dx_reg" in rec:
-            gx = gx + rec["dx_reg"]
         return gx

@@ -16,8 +16,8 @@ from torch import Tensor
 
 from .cpu_library import cpu_library
 
-__all__ = ["BASE_KINDS", "MAX_K", "Basis", "available", "basis", "forward", "backward", "fold", "fold_grad",
-           "inverse_spans"]
+__all__ = ["BASE_KINDS", "MAX_K", "Basis", "RegForward", "available", "basis", "forward", "backward", "fold",
+           "fold_grad", "inverse_spans"]
 
 BASE_KINDS = {"silu": 0, "identity": 1, "zero": 2}
 MAX_K = 15  # the C code's local de Boor triangle holds at most MAX_K + 1 values
@@ -47,7 +47,9 @@ def _library():
             getattr(lib, f"kan_forward_{suffix}").argtypes = [_I64] * 5 + [_P] * 9
             getattr(lib, f"kan_fold_{suffix}").argtypes = [_I64] * 3 + [_P] * 5
             getattr(lib, f"kan_fold_grad_{suffix}").argtypes = [_I64] * 3 + [_P] * 8
-            getattr(lib, f"kan_backward_{suffix}").argtypes = [_I64] * 5 + [_P] * 8 + [_I64] + [_P] * 5
+            getattr(lib, f"kan_backward_{suffix}").argtypes = [_I64] * 5 + [_P] * 8 + [_I64] + [_P] * 8
+        lib.kan_reg_forward.argtypes = [_I64] + [_P] * 4 + [_I64] * 2 + [ctypes.c_double] * 3 + [_P] * 2
+        lib.kan_reg_forward.restype = ctypes.c_double
         lib._kanswap_typed = True
     return lib
 
@@ -129,11 +131,14 @@ def forward(bas: Basis, W: Tensor, stats: bool, ws: dict | None = None) -> tuple
 
 
 def backward(bas: Basis, W: Tensor, gz: Tensor, c: Tensor | None, mean: Tensor | None, input_grad: bool,
-             ws: dict | None = None) -> tuple[Tensor, Tensor | None]:
+             ws: dict | None = None, x: Tensor | None = None, dxv: Tensor | None = None
+             ) -> tuple[Tensor, Tensor | None]:
     """From gz (B, m) = d objective / d y and, if not None, the per-edge coefficient c (n, m) with the
     edge means (n, m) (both float64; c's rows may be strided, e.g. a column slice of a wider buffer):
     d objective / d phi_bij = gz_bj + c_ij (phi_bij - mean_ij).
-    Returns dW (n, K + 1, m) and, with ``input_grad`` (needs dval, dbase), gx (B, n). ws: as ``basis``."""
+    Returns dW (n, K + 1, m) and, with ``input_grad`` (needs dval, dbase), gx (B, n). ws: as ``basis``.
+    With x (B, n) the layer's contiguous input and dxv (n,) float64 (needs ``bas.xstat``), gx also gets
+    (x_bi - mean_i) dxv_i, mean_i the input column's mean (the regularisation's pull through the input stds)."""
     B, n = bas.start.shape
     _, K1, m = W.shape
     k = bas.val.shape[-1] - 1
@@ -143,10 +148,14 @@ def backward(bas: Basis, W: Tensor, gz: Tensor, c: Tensor | None, mean: Tensor |
     if c is not None and (c.dtype != torch.float64 or c.stride(1) != 1 or mean.dtype != torch.float64
                           or not mean.is_contiguous()):
         raise ValueError("backward: c needs float64 rows of unit stride and mean a contiguous float64 tensor")
+    if dxv is not None and (not input_grad or x is None or bas.xstat is None or dxv.dtype != torch.float64
+                            or x.dtype != W.dtype or not x.is_contiguous() or not dxv.is_contiguous()):
+        raise ValueError("backward: dxv needs input_grad, the basis' xstat, x contiguous and dxv contiguous float64")
     ldc = c.stride(0) if c is not None else 0
     _fn("kan_backward", W.dtype)(B, n, m, k, K1, _ptr(bas.start), _ptr(bas.val), _ptr(bas.dval), _ptr(bas.base),
                                  _ptr(bas.dbase), _ptr(W), _ptr(gz), _ptr(c), ldc, _ptr(mean), _ptr(dW), _ptr(gx),
-                                 _ptr(scratch[0]), _ptr(scratch[1]))
+                                 _ptr(scratch), _ptr(scratch) + m * scratch.element_size(),  # rows: no select
+                                 _ptr(x), _ptr(bas.xstat) if dxv is not None else None, _ptr(dxv))
     return dW, gx
 
 
@@ -167,3 +176,34 @@ def fold_grad(dW: Tensor, coef: Tensor, scale_sp: Tensor, mask: Tensor | None, d
     n, m, K = coef.shape
     _fn("kan_fold_grad", coef.dtype)(n, m, K, _ptr(dW), _ptr(coef), _ptr(scale_sp), _ptr(mask), _ptr(dcoef_reg),
                                      _ptr(g_coef), _ptr(g_base), _ptr(g_sp))
+
+
+class RegForward:
+    """The forward metrics' l1 + row/column entropy penalty of all layers (pykan's ``matrix_reg`` of each
+    layer's (out, in) edge-std matrix, divided by the input stds + 0.1 when ``normed``) and its gradient,
+    in one compiled float64 pass. Per layer l (n, m): ``c[l]`` (n, m) and ``dvar2[l]`` (n,), float64 buffers
+    kept here, the coefficients of the edge outputs' and the inputs' centred values in d(lamb reg) / d phi
+    and d(lamb reg) / d x."""
+
+    def __init__(self, sizes: list[tuple[int, int]]):
+        L = len(sizes)
+        self.L = L
+        self.ns = (ctypes.c_int64 * L)(*(n for n, _ in sizes))
+        self.ms = (ctypes.c_int64 * L)(*(m for _, m in sizes))
+        self.c = [torch.empty(n, m, dtype=torch.float64) for n, m in sizes]
+        self.dvar2 = [torch.empty(n, dtype=torch.float64) for n, _ in sizes]
+        self._c_ptrs = (_P * L)(*(t.data_ptr() for t in self.c))
+        self._d_ptrs = (_P * L)(*(t.data_ptr() for t in self.dvar2))
+        self._in_key = None
+        self._in_ptrs = None
+
+    def __call__(self, var: list[Tensor], xstat: list[Tensor], B: int, normed: bool, lamb: float, lamb_l1: float,
+                 lamb_entropy: float) -> float:
+        """var[l] (n, m) edge variances, xstat[l] (2, n) input means and variances: contiguous float64
+        (the buffers of ``forward`` and ``basis``, the same from call to call). Returns reg."""
+        key = tuple(t.data_ptr() for t in var) + tuple(t.data_ptr() for t in xstat)
+        if key != self._in_key:
+            self._in_ptrs = ((_P * self.L)(*key[:self.L]), (_P * self.L)(*key[self.L:]))
+            self._in_key = key
+        return _library().kan_reg_forward(self.L, self.ns, self.ms, self._in_ptrs[0], self._in_ptrs[1], B,
+                                          int(normed), lamb, lamb_l1, lamb_entropy, self._c_ptrs, self._d_ptrs)

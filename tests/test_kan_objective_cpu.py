@@ -107,6 +107,11 @@ def test_forward_backward_against_autograd(m, k):
     dW0, gx0 = cpu.backward(bas, W, gz, None, None, input_grad=True)
     want_W0, want_x0 = torch.autograd.grad((gz * torch.einsum("bic,icj->bj", feats, Wg)).sum(), (Wg, xg))
     assert _rel(dW0, want_W0) <= 1e-13 and _rel(gx0, want_x0) <= 1e-13
+    # The pull through the input stds: gx + (x - column mean) dxv, dW unchanged.
+    dxv = torch.randn(n, generator=gen, dtype=torch.float64)
+    dW1, gx1 = cpu.backward(bas, W, gz, c, mean, input_grad=True, x=x, dxv=dxv)
+    assert torch.equal(dW1, dW)
+    assert _rel(gx1, want_x + (x - x.mean(0)) * dxv) <= 1e-13
 
 
 def _direct_sum_objective(model: KAN, x, y, lamb: float, lamb_l1: float, lamb_entropy: float):
