@@ -11,7 +11,8 @@ by function), on pykan's own grid values (float32 ``linspace``), and a round cos
 
 - every cell is first scored on a compressed sample: the sorted x in ``nodes`` groups of equal
   size plus the 4 smallest and 4 largest samples on their own, each group its mean x, its count
-  and its sum of centred y (float32; it only ranks cells);
+  and its sum of centred y (float32; it only ranks cells; sin and x in closed form from the nodes'
+  sums of sin(a x), cos(a x) or x, in float64, without a function value per cell);
 - the ``top`` (128) best cells of that score are rescored on every sample, exactly as pykan
   scores them (float64); a zoomed round (both ranges shrunk, where r2 is smooth) also scores
   every 10th cell and then the 21 x 21 cells around the best of those exactly; the best exact
