@@ -37,6 +37,22 @@
 #define LANES 8 /* partial sums of a reduction over m: one AVX2 vector of floats */
 #define MAX_K 15 /* spline order bound of the local de Boor triangle (pykan uses k <= 5) */
 
+/* Calls FN(B, n, M, ...) with a literal width M = m for m <= 16 and returns: gcc then unrolls the loops
+ * over the width and picks exact vector widths (the loops with a run-time m of 10 run a 16-lane body
+ * that never fires and a remainder); m > 16 falls through to the run-time loops. Same arithmetic,
+ * element for element: the same bits. */
+#define WIDTH_CASE(M, FN, ...) case M: FN(B, n, M, __VA_ARGS__); return;
+#define SWITCH_WIDTH(FN, ...)                                                                         \
+    switch (m) {                                                                                      \
+        WIDTH_CASE(1, FN, __VA_ARGS__) WIDTH_CASE(2, FN, __VA_ARGS__) WIDTH_CASE(3, FN, __VA_ARGS__)  \
+        WIDTH_CASE(4, FN, __VA_ARGS__) WIDTH_CASE(5, FN, __VA_ARGS__) WIDTH_CASE(6, FN, __VA_ARGS__)  \
+        WIDTH_CASE(7, FN, __VA_ARGS__) WIDTH_CASE(8, FN, __VA_ARGS__) WIDTH_CASE(9, FN, __VA_ARGS__)  \
+        WIDTH_CASE(10, FN, __VA_ARGS__) WIDTH_CASE(11, FN, __VA_ARGS__) WIDTH_CASE(12, FN, __VA_ARGS__) \
+        WIDTH_CASE(13, FN, __VA_ARGS__) WIDTH_CASE(14, FN, __VA_ARGS__) WIDTH_CASE(15, FN, __VA_ARGS__) \
+        WIDTH_CASE(16, FN, __VA_ARGS__)                                                               \
+        default: break;                                                                               \
+    }
+
 /* ---------------------------------------------------------------------------------------------- */
 /* basis windows                                                                                  */
 
@@ -261,39 +277,14 @@ INLINE void forward_rows_##SUF(int64_t B, int64_t n, int64_t m, int64_t k, int64
     }                                                                                                 \
 }                                                                                                     \
                                                                                                       \
-/* Narrow layers (m <= 8: the reference KAN's output layer, [2, 5, 1]'s 5 and 1): the weight, the     \
- * outputs and the statistics padded to 8 lanes, so that every loop over the width is one vector with \
- * no remainder loop: forward 49 -> 20 us at (409, 10, 1), measured. Padding m = 10 to 16 lanes ran   \
- * 2-4x slower than the plain loops (not understood), so wider layers stay unpadded. */               \
-INLINE int forward_padded_##SUF(int64_t B, int64_t n, int64_t m, int64_t MP, int64_t k, int64_t K1,   \
+/* k = 3 and m <= 16 with both literal (SWITCH_WIDTH) */                                            \
+INLINE void forward_width_##SUF(int64_t B, int64_t n, int64_t m, int64_t K1,                          \
                                 const int32_t *restrict start, const T *restrict val,                 \
                                 const T *restrict base, const T *restrict W, T *restrict y,           \
-                                double *restrict mean, double *restrict var)                          \
+                                double *restrict shift, double *restrict s1, double *restrict s2,     \
+                                T *restrict phi)                                                      \
 {                                                                                                     \
-    T *Wp = calloc((size_t)(n * K1 * MP + B * MP + MP), sizeof(T));                                   \
-    double *acc = mean ? calloc((size_t)(3 * n * MP), sizeof(double)) : NULL;                         \
-    if (!Wp || (mean && !acc)) { free(Wp); free(acc); return 0; }                                     \
-    T *yp = Wp + n * K1 * MP, *phi = yp + B * MP;                                                     \
-    for (int64_t r = 0; r < n * K1; ++r) memcpy(Wp + r * MP, W + r * m, (size_t)m * sizeof(T));       \
-    double *shift = acc, *s1 = acc ? acc + n * MP : NULL, *s2 = acc ? acc + 2 * n * MP : NULL;        \
-    if (k == 3)                                                                                       \
-        forward_rows_##SUF(B, n, MP, 3, K1, start, val, base, Wp, yp, shift, s1, s2, phi);            \
-    else                                                                                              \
-        forward_rows_##SUF(B, n, MP, k, K1, start, val, base, Wp, yp, shift, s1, s2, phi);            \
-    for (int64_t b = 0; b < B; ++b) memcpy(y + b * m, yp + b * MP, (size_t)m * sizeof(T));            \
-    if (mean) {                                                                                       \
-        const double inv_b = 1.0 / (double)B, inv_b1 = 1.0 / (double)(B > 1 ? B - 1 : 1);             \
-        for (int64_t i = 0; i < n; ++i)                                                               \
-            for (int64_t j = 0; j < m; ++j) {                                                         \
-                const int64_t e = i * MP + j;                                                         \
-                const double a = s1[e], ss = s2[e] - a * a * inv_b;                                   \
-                mean[i * m + j] = shift[e] + a * inv_b;                                               \
-                var[i * m + j] = (ss < 0 ? 0.0 : ss) * inv_b1; /* NaN stays NaN */                    \
-            }                                                                                         \
-    }                                                                                                 \
-    free(Wp);                                                                                         \
-    free(acc);                                                                                        \
-    return 1;                                                                                         \
+    SWITCH_WIDTH(forward_rows_##SUF, 3, K1, start, val, base, W, y, shift, s1, s2, phi)               \
 }                                                                                                     \
                                                                                                       \
 EXPORT HOT void kan_forward_##SUF(int64_t B, int64_t n, int64_t m, int64_t k, int64_t K1,             \
@@ -303,10 +294,11 @@ EXPORT HOT void kan_forward_##SUF(int64_t B, int64_t n, int64_t m, int64_t k, in
                                   double *restrict work, T *restrict phi)                             \
 {                                                                                                     \
     /* mean, var (n, m) or NULL (no statistics); work (2, n, m): the shift and the first sum */       \
-    if (m <= 8 && forward_padded_##SUF(B, n, m, 8, k, K1, start, val, base, W, y, mean, var)) return; \
     double *s2 = var;                                                                                 \
     double *shift = work, *s1 = mean ? work + n * m : NULL;                                           \
-    if (k == 3)                                                                                       \
+    if (k == 3 && m <= 16)                                                                            \
+        forward_width_##SUF(B, n, m, K1, start, val, base, W, y, shift, s1, s2, phi);                 \
+    else if (k == 3)                                                                                  \
         forward_rows_##SUF(B, n, m, 3, K1, start, val, base, W, y, shift, s1, s2, phi);               \
     else                                                                                              \
         forward_rows_##SUF(B, n, m, k, K1, start, val, base, W, y, shift, s1, s2, phi);               \
@@ -386,40 +378,18 @@ INLINE void backward_rows_##SUF(int64_t B, int64_t n, int64_t m, int64_t k, int6
     }                                                                                                 \
 }                                                                                                     \
                                                                                                       \
-/* Narrow layers (3 <= m <= 7), as the forward: W, gz, c, mean and dW padded to 8 lanes with zeros     \
- * (the padded lanes' d phi is 0, so gx sums the same values in the same order: the same bits as the  \
- * plain loops). Measured at (409, 10, m), k = 3, 1 thread, interleaved with the plain loops: float32 \
- * m = 3, 4, 5, 7 1.16x, 1.38x, 1.51x, 1.75x faster, float64 1.20x, 0.80x, 1.20x, 1.29x; m = 1, 2 and  \
- * float64 m = 4 slower padded (0.87-0.94x, 0.80x), m = 8 the same: those stay plain. */             \
-INLINE int backward_padded_##SUF(int64_t B, int64_t n, int64_t m, int64_t MP, int64_t k, int64_t K1,  \
+/* k = 3 and m <= 16 with both literal (SWITCH_WIDTH) */                                            \
+INLINE void backward_width_##SUF(int64_t B, int64_t n, int64_t m, int64_t K1,                         \
                                  const int32_t *restrict start, const T *restrict val,                \
                                  const T *restrict dval, const T *restrict base,                      \
                                  const T *restrict dbase, const T *restrict W, const T *restrict gz,  \
                                  const double *restrict c, int64_t ldc, const double *restrict mean,  \
-                                 T *restrict dW, T *restrict gx, const T *restrict x,                 \
-                                 const double *restrict xmean, const double *restrict dxv)            \
+                                 T *restrict dW, T *restrict gx, T *restrict phi, T *restrict dphi,   \
+                                 const T *restrict x, const double *restrict xmean,                   \
+                                 const double *restrict dxv)                                          \
 {                                                                                                     \
-    T *buf = calloc((size_t)(2 * n * K1 * MP + B * MP + 2 * MP), sizeof(T));                          \
-    double *cm = c ? calloc((size_t)(2 * n * MP), sizeof(double)) : NULL;                             \
-    if (!buf || (c && !cm)) { free(buf); free(cm); return 0; }                                        \
-    T *Wp = buf, *dWp = Wp + n * K1 * MP, *gzp = dWp + n * K1 * MP, *phi = gzp + B * MP;              \
-    for (int64_t r = 0; r < n * K1; ++r) memcpy(Wp + r * MP, W + r * m, (size_t)m * sizeof(T));       \
-    for (int64_t b = 0; b < B; ++b) memcpy(gzp + b * MP, gz + b * m, (size_t)m * sizeof(T));          \
-    if (c)                                                                                            \
-        for (int64_t i = 0; i < n; ++i) {                                                             \
-            memcpy(cm + i * MP, c + i * ldc, (size_t)m * sizeof(double));                             \
-            memcpy(cm + (n + i) * MP, mean + i * m, (size_t)m * sizeof(double));                      \
-        }                                                                                             \
-    if (k == 3)                                                                                       \
-        backward_rows_##SUF(B, n, MP, 3, K1, start, val, dval, base, dbase, Wp, gzp, cm, MP,          \
-                            cm ? cm + n * MP : NULL, dWp, gx, phi, phi + MP, x, xmean, dxv);          \
-    else                                                                                              \
-        backward_rows_##SUF(B, n, MP, k, K1, start, val, dval, base, dbase, Wp, gzp, cm, MP,          \
-                            cm ? cm + n * MP : NULL, dWp, gx, phi, phi + MP, x, xmean, dxv);          \
-    for (int64_t r = 0; r < n * K1; ++r) memcpy(dW + r * m, dWp + r * MP, (size_t)m * sizeof(T));     \
-    free(buf);                                                                                        \
-    free(cm);                                                                                         \
-    return 1;                                                                                         \
+    SWITCH_WIDTH(backward_rows_##SUF, 3, K1, start, val, dval, base, dbase, W, gz, c, ldc, mean, dW, gx, \
+                 phi, dphi, x, xmean, dxv)                                                            \
 }                                                                                                     \
                                                                                                       \
 EXPORT HOT void kan_backward_##SUF(int64_t B, int64_t n, int64_t m, int64_t k, int64_t K1,            \
@@ -433,12 +403,11 @@ EXPORT HOT void kan_backward_##SUF(int64_t B, int64_t n, int64_t m, int64_t k, i
 {                                                                                                     \
     /* dW is overwritten; phi, dphi: (m,) scratch; dxv (n,) or NULL: gx_bi += (x_bi - xmean_i) dxv_i   \
        (the regularisation's pull through the input stds; x (B, n), xmean (n,)) */                     \
-    if (m >= 3 && m <= 7 && !(sizeof(T) == 8 && m == 4)                                              \
-        && backward_padded_##SUF(B, n, m, 8, k, K1, start, val, dval, base, dbase, W, gz, c, ldc,  \
-                                mean, dW, gx, x, xmean, dxv))                                         \
-        return;                                                                                       \
     memset(dW, 0, (size_t)(n * K1 * m) * sizeof(T));                                                  \
-    if (k == 3)                                                                                       \
+    if (k == 3 && m <= 16)                                                                            \
+        backward_width_##SUF(B, n, m, K1, start, val, dval, base, dbase, W, gz, c, ldc, mean, dW, gx,  \
+                             phi, dphi, x, xmean, dxv);                                               \
+    else if (k == 3)                                                                                  \
         backward_rows_##SUF(B, n, m, 3, K1, start, val, dval, base, dbase, W, gz, c, ldc, mean, dW, gx, \
                             phi, dphi, x, xmean, dxv);                                                \
     else                                                                                              \

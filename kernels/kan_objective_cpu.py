@@ -9,6 +9,7 @@ functions per input, W the folded weight (n, K + 1, m) (row 0 base weight, rows 
 from __future__ import annotations
 
 import ctypes
+from functools import cache
 from typing import NamedTuple
 
 import torch
@@ -76,7 +77,10 @@ def _ptr(t: Tensor | None) -> int | None:
     return None if t is None else t.data_ptr()
 
 
+@cache
 def _fn(name: str, dtype: torch.dtype):
+    # looked up once: the objective checks ``available`` when it is built, and a fit then calls ~15 of
+    # these per closure call (1.3 us each through the environment check, 0.1 us cached)
     return getattr(_library(), f"{name}_{_SUFFIX[dtype]}")
 
 
