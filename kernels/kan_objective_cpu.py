@@ -17,8 +17,8 @@ from torch import Tensor
 
 from .cpu_library import cpu_library
 
-__all__ = ["BASE_KINDS", "MAX_K", "Basis", "RegForward", "available", "basis", "forward", "backward", "fold",
-           "fold_grad", "inverse_spans"]
+__all__ = ["BASE_KINDS", "MAX_K", "Basis", "RegForward", "WeightReg", "available", "basis", "forward", "backward",
+           "fold", "fold_grad", "inverse_spans"]
 
 BASE_KINDS = {"silu": 0, "identity": 1, "zero": 2}
 MAX_K = 15  # the C code's local de Boor triangle holds at most MAX_K + 1 values
@@ -51,6 +51,10 @@ def _library():
             getattr(lib, f"kan_backward_{suffix}").argtypes = [_I64] * 5 + [_P] * 8 + [_I64] + [_P] * 8
         lib.kan_reg_forward.argtypes = [_I64] + [_P] * 4 + [_I64] * 2 + [ctypes.c_double] * 3 + [_P] * 2
         lib.kan_reg_forward.restype = ctypes.c_double
+        for suffix in _SUFFIX.values():
+            fn = getattr(lib, f"mlp_reg_{suffix}")
+            fn.argtypes = [_I64] + [_P] * 3 + [ctypes.c_double] * 3 + [_P]
+            fn.restype = ctypes.c_double
         lib._kanswap_typed = True
     return lib
 
@@ -211,3 +215,27 @@ class RegForward:
             self._in_key = key
         return _library().kan_reg_forward(self.L, self.ns, self.ms, self._in_ptrs[0], self._in_ptrs[1], B,
                                           int(normed), lamb, lamb_l1, lamb_entropy, self._c_ptrs, self._d_ptrs)
+
+
+class WeightReg:
+    """An MLP's ``reg_metric='w'`` penalty: pykan's ``matrix_reg`` of every layer's |W| (out, in), summed,
+    and ``lamb`` times its gradient added to the weights' gradients, in one compiled float64 pass (the C
+    code's ``matrix_reg`` is the one the KAN penalty above uses)."""
+
+    def __init__(self, L: int):
+        self.L = L
+        self._key = None
+        self._args = None
+
+    def __call__(self, weights: list[Tensor], grads: list[Tensor], lamb: float, lamb_l1: float,
+                 lamb_entropy: float) -> float:
+        """weights[l] (out, in) and grads[l] (out, in): contiguous, one float dtype. Returns the penalty
+        (without lamb); grads[l] += lamb * d penalty / d weights[l]."""
+        key = tuple(w.data_ptr() for w in weights) + tuple(g.data_ptr() for g in grads)
+        if key != self._key:  # pointer arrays rebuilt only when a tensor moved
+            L = self.L
+            self._args = ((_I64 * L)(*(w.shape[0] for w in weights)), (_I64 * L)(*(w.shape[1] for w in weights)),
+                          (_P * L)(*key[:L]), (_P * L)(*key[L:]))
+            self._key = key
+        rows, cols, w_ptrs, g_ptrs = self._args
+        return _fn("mlp_reg", weights[0].dtype)(self.L, rows, cols, w_ptrs, lamb, lamb_l1, lamb_entropy, g_ptrs)

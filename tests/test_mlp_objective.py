@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from kanswap.kernels import kan_objective_cpu as cpu
 
 from kanswap import MLP
 from kanswap.flat import FlatParams
@@ -51,6 +52,33 @@ def test_block_reg_equals_autograd_per_layer():
     assert _rel(value, reg.detach()) < 1e-13  # measured ~1e-16
     for g, e in zip(grads, expect, strict=True):
         assert _rel(g, e) < 1e-12  # measured ~1e-16
+
+
+@pytest.mark.skipif(not cpu.available(torch.float64), reason="compiled CPU kernels not built")
+def test_compiled_weight_reg_equals_autograd():
+    """The compiled penalty (what mlp_objective runs where the library is built) against autograd of
+    matrix_reg per layer, in float64, with a zero weight (autograd's slope 0 at the kink), a 1-row and a
+    1-column layer; it adds lamb times the gradient to what the grads hold; float32 weights give the
+    float64 result to float32 rounding."""
+    gen = torch.Generator().manual_seed(5)
+    shapes = ((6, 11), (1, 6), (5, 1))
+    ws = [torch.randn(r, c, generator=gen, dtype=torch.float64) for r, c in shapes]
+    ws[0][2, 3] = 0.0
+    wg = [w.clone().requires_grad_(True) for w in ws]
+    reg = sum(matrix_reg(w.abs(), 1.3, 4.0) for w in wg)
+    expect = torch.autograd.grad(reg, wg)
+    before = [torch.randn(w.shape, generator=gen, dtype=torch.float64) for w in ws]
+    grads = [b.clone() for b in before]
+    value = cpu.WeightReg(3)(ws, grads, 0.25, 1.3, 4.0)
+    assert abs(value - reg.item()) <= 1e-13 * abs(reg.item())  # measured ~1e-16
+    for g, b, e in zip(grads, before, expect, strict=True):
+        assert _rel(g - b, 0.25 * e) < 1e-12  # measured ~1e-16
+    assert grads[0][2, 3] == before[0][2, 3]
+    grads32 = [torch.zeros(w.shape) for w in ws]
+    value32 = cpu.WeightReg(3)([w.float() for w in ws], grads32, 1.0, 1.3, 4.0)
+    assert abs(value32 - reg.item()) <= 1e-6 * abs(reg.item())
+    for g, e in zip(grads32, expect, strict=True):
+        assert _rel(g.double(), e) < 1e-6
 
 
 def test_unsupported_cases_fall_back():
