@@ -21,6 +21,8 @@ from collections.abc import Callable
 
 import torch
 
+from .kernels import lbfgs_cpu
+
 __all__ = ["LBFGS", "cubic_minimum", "strong_wolfe"]
 
 
@@ -137,6 +139,9 @@ class LBFGS:
         if history_size < 1 or max_iter < 1:
             raise ValueError(f"history_size and max_iter must be >= 1, got {history_size}, {max_iter}")
         self.x, self.g = x, g
+        # the two-loop recursion compiled: ~40 torch ops and 20 host syncs per iteration otherwise (95 us
+        # of each iteration of the reference MLP fit, against ~5 us compiled, measured)
+        self._compiled = lbfgs_cpu.available(g)
         self.lr, self.max_iter = float(lr), max_iter
         self.max_eval = max_iter * 5 // 4 if max_eval is None else max_eval
         self.history_size = history_size
@@ -152,7 +157,10 @@ class LBFGS:
         self.prev_g: torch.Tensor | None = None
 
     def _direction(self, g: torch.Tensor) -> torch.Tensor:
-        """-H g by the two-loop recursion over the stored pairs, H0 = h_diag I."""
+        """-H g by the two-loop recursion over the stored pairs, H0 = h_diag I: one compiled call on a
+        CPU where the library is built (the dot products summed in double), torch ops otherwise."""
+        if self._compiled:
+            return lbfgs_cpu.direction(g, self.steps, self.dirs, self.rho, self.h_diag)
         q = g.neg()
         alpha = [0.0] * len(self.dirs)
         for i in range(len(self.dirs) - 1, -1, -1):
