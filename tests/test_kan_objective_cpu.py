@@ -78,7 +78,7 @@ def _dense_phi(bas: cpu.Basis, W: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("m", [*range(1, 18), 33])
 @pytest.mark.parametrize("k", [2, 3])
 def test_forward_backward_against_autograd(m, k):
-    """Every output width up to 17 (k = 3 runs one loop body per literal width up to 16) and one wide
+    """Every output width up to 17 (k = 3 runs one loop body per literal width up to 15) and one wide
     one: y and edge statistics against direct torch sums; dW and gx against autograd of the dense
     formulation with the regularisation's pull."""
     gen = torch.Generator().manual_seed(20 + m + k)
