@@ -142,6 +142,7 @@ class LBFGS:
         # the two-loop recursion compiled: ~40 torch ops and 20 host syncs per iteration otherwise (95 us
         # of each iteration of the reference MLP fit, against ~5 us compiled, measured)
         self._compiled = lbfgs_cpu.available(g)
+        self._pairs: lbfgs_cpu.Pairs | None = None
         self.lr, self.max_iter = float(lr), max_iter
         self.max_eval = max_iter * 5 // 4 if max_eval is None else max_eval
         self.history_size = history_size
@@ -160,7 +161,9 @@ class LBFGS:
         """-H g by the two-loop recursion over the stored pairs, H0 = h_diag I: one compiled call on a
         CPU where the library is built (the dot products summed in double), torch ops otherwise."""
         if self._compiled:
-            return lbfgs_cpu.direction(g, self.steps, self.dirs, self.rho, self.h_diag)
+            if self._pairs is None:  # rebuilt when the pairs change (_remember, a restart)
+                self._pairs = lbfgs_cpu.pairs(self.steps, self.dirs, self.rho)
+            return lbfgs_cpu.direction(g, self._pairs, self.h_diag)
         q = g.neg()
         alpha = [0.0] * len(self.dirs)
         for i in range(len(self.dirs) - 1, -1, -1):
@@ -186,6 +189,7 @@ class LBFGS:
             self.dirs.append(y)
             self.steps.append(s)
             self.rho.append(1.0 / ys)
+            self._pairs = None
             self.h_diag = ys / y.dot(y).item()
 
     def step(self, objective: Callable[[], float]) -> float:
@@ -211,6 +215,7 @@ class LBFGS:
             if self.n_iter == 1:
                 self.d = g.neg()
                 self.dirs, self.steps, self.rho, self.h_diag = [], [], [], 1.0
+                self._pairs = None
             else:
                 self._remember(g)
                 self.d = self._direction(g)

@@ -65,25 +65,19 @@ class BlockReg:
         return value, [grad[rows, cols] for rows, cols in self.blocks]
 
 
-def _act_and_slope(name: str) -> Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None:
-    """h -> (act(h), act'(h)) for the activations with a short derivative; None for the others."""
+def _activation(name: str) -> tuple[Callable, Callable] | None:
+    """(h -> act(h), (g, h, a) -> g * act'(h) given a = act(h)) for the activations with a fused backward
+    op (aten's own, what autograd runs: 1 op where sigmoid, products and sums took 5, 2 ops fewer per
+    hidden layer and call, measured with the torch profiler); None for the others."""
     if name == "silu":
-        def f(h):
-            s = torch.sigmoid(h)
-            return h * s, s * (1 + h * (1 - s))
-    elif name == "tanh":
-        def f(h):
-            a = torch.tanh(h)
-            return a, 1 - a * a
-    elif name == "relu":
-        def f(h):
-            return torch.relu(h), (h > 0).to(h.dtype)
-    elif name == "identity":
-        def f(h):
-            return h, None
-    else:
-        return None
-    return f
+        return torch.nn.functional.silu, lambda g, h, a: torch.ops.aten.silu_backward(g, h)
+    if name == "tanh":
+        return torch.tanh, lambda g, h, a: torch.ops.aten.tanh_backward(g, a)
+    if name == "relu":
+        return torch.relu, lambda g, h, a: torch.ops.aten.threshold_backward(g, a, 0)
+    if name == "identity":
+        return (lambda h: h), (lambda g, h, a: g)
+    return None
 
 
 def mlp_objective(model, *, lamb: float, reg_metric: str, lamb_l1: float, lamb_entropy: float,
@@ -93,9 +87,10 @@ def mlp_objective(model, *, lamb: float, reg_metric: str, lamb_l1: float, lamb_e
     activations with lamb > 0, an activation other than silu/tanh/relu/identity, frozen parameters)."""
     if loss_fn is not None or (lamb != 0.0 and reg_metric != "w"):
         return None
-    act = _act_and_slope(model.act_name)
-    if act is None or not all(p.requires_grad for p in model.parameters()):
+    activation = _activation(model.act_name)
+    if activation is None or not all(p.requires_grad for p in model.parameters()):
         return None
+    act, act_backward = activation
     linears = list(model.linears)
     weight = linears[0].weight
     zero = torch.zeros((), dtype=weight.dtype, device=weight.device)
@@ -108,14 +103,14 @@ def mlp_objective(model, *, lamb: float, reg_metric: str, lamb_l1: float, lamb_e
 
     def f(x: torch.Tensor, y: torch.Tensor):
         with torch.no_grad():
-            inputs, slopes = [], []
+            inputs, pre = [], []  # each layer's input and each hidden layer's pre-activation
             a = x
             for i, lin in enumerate(linears):
                 inputs.append(a)
                 h = torch.addmm(lin.bias, a, lin.weight.t())
                 if i < len(linears) - 1:
-                    a, slope = act(h)
-                    slopes.append(slope)
+                    pre.append(h)
+                    a = act(h)
                 else:
                     a = h
             r = a - y
@@ -126,9 +121,7 @@ def mlp_objective(model, *, lamb: float, reg_metric: str, lamb_l1: float, lamb_e
                 torch.mm(dh.t(), inputs[i], out=lin.weight.grad)
                 torch.sum(dh, dim=0, out=lin.bias.grad)
                 if i > 0:
-                    dh = dh @ lin.weight
-                    if slopes[i - 1] is not None:
-                        dh = dh * slopes[i - 1]
+                    dh = act_backward(dh @ lin.weight, pre[i - 1], inputs[i])
             reg = zero
             if lamb != 0.0 and weight_reg is not None:
                 reg = torch.tensor(weight_reg([lin.weight for lin in linears], [lin.weight.grad for lin in linears],

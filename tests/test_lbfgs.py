@@ -120,7 +120,11 @@ def test_compiled_direction_equals_the_torch_recursion(dtype, n, h):
     want = opt._direction(g)
     rel = ((got.double() - want.double()).norm() / want.double().norm()).item()
     assert rel < (1e-12 if dtype == torch.float64 else 1e-5), rel
-    assert torch.equal(got, lbfgs_cpu.direction(g, opt.steps, opt.dirs, opt.rho, opt.h_diag))  # fixed bits
+    opt._compiled = True
+    assert torch.equal(got, opt._direction(g))  # fixed bits, from the pairs' cached views
+    opt.rho[0] *= 2.0
+    opt._pairs = None  # what _remember does when the pairs change: the views are rebuilt from them
+    assert not torch.equal(got, opt._direction(g))
 
 
 def test_curvature_threshold_keeps_tiny_pairs():
