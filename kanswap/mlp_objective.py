@@ -94,12 +94,11 @@ def mlp_objective(model, *, lamb: float, reg_metric: str, lamb_l1: float, lamb_e
     linears = list(model.linears)
     weight = linears[0].weight
     zero = torch.zeros((), dtype=weight.dtype, device=weight.device)
-    # the penalty: compiled (float64, one call) on a CPU when the library is built, else BlockReg's torch ops
-    compiled = weight.device.type == "cpu" and cpu.available(weight.dtype) and all(
-        lin.weight.is_contiguous() for lin in linears)
+    # the penalty: compiled (float64, one call) on a CPU when the library is built and the weights and their
+    # gradients are contiguous (checked at each call: the gradients may be replaced), else BlockReg's torch ops
+    compiled = weight.device.type == "cpu" and cpu.available(weight.dtype)
     weight_reg = cpu.WeightReg(len(linears)) if compiled else None
-    block_reg = None if compiled else BlockReg([tuple(lin.weight.shape) for lin in linears], lamb_l1, lamb_entropy,
-                                               zero)
+    block_reg = BlockReg([tuple(lin.weight.shape) for lin in linears], lamb_l1, lamb_entropy, zero)
 
     def f(x: torch.Tensor, y: torch.Tensor):
         with torch.no_grad():
@@ -123,13 +122,13 @@ def mlp_objective(model, *, lamb: float, reg_metric: str, lamb_l1: float, lamb_e
                 if i > 0:
                     dh = act_backward(dh @ lin.weight, pre[i - 1], inputs[i])
             reg = zero
-            if lamb != 0.0 and weight_reg is not None:
-                reg = torch.tensor(weight_reg([lin.weight for lin in linears], [lin.weight.grad for lin in linears],
-                                              lamb, lamb_l1, lamb_entropy), dtype=zero.dtype)
+            weights, grads = [lin.weight for lin in linears], [lin.weight.grad for lin in linears]
+            if lamb != 0.0 and weight_reg is not None and all(t.is_contiguous() for t in weights + grads):
+                reg = torch.tensor(weight_reg(weights, grads, lamb, lamb_l1, lamb_entropy), dtype=zero.dtype)
             elif lamb != 0.0:
-                reg, grads = block_reg([lin.weight for lin in linears])
-                for lin, grad in zip(linears, grads, strict=True):
-                    lin.weight.grad.add_(grad, alpha=lamb)
+                reg, reg_grads = block_reg(weights)
+                for grad, reg_grad in zip(grads, reg_grads, strict=True):
+                    grad.add_(reg_grad, alpha=lamb)
             return train_loss + lamb * reg, train_loss, reg
 
     return f

@@ -81,6 +81,24 @@ def test_compiled_weight_reg_equals_autograd():
         assert _rel(g.double(), e) < 1e-6
 
 
+def test_non_contiguous_gradients_take_the_torch_penalty():
+    """A weight gradient that is a non-contiguous view (not fit's flat buffer) cannot take the compiled
+    penalty's raw pointers: the objective then runs BlockReg, with the same result as autograd."""
+    gen = torch.Generator().manual_seed(4)
+    model = MLP(width=[5, 7, 2], seed=1).double()
+    x = torch.randn(23, 5, generator=gen, dtype=torch.float64)
+    y = torch.randn(23, 2, generator=gen, dtype=torch.float64)
+    expect = torch.mean((model(x) - y) ** 2) + 0.3 * model.reg("w", 0.7, 2.3)
+    grads = torch.autograd.grad(expect, list(model.parameters()))
+    for p in model.parameters():
+        p.grad = torch.zeros(p.shape[::-1], dtype=p.dtype).t() if p.dim() == 2 else torch.zeros_like(p)
+    assert not model.linears[0].weight.grad.is_contiguous()
+    objective, _, _ = mlp_objective(model, lamb=0.3, reg_metric="w", lamb_l1=0.7, lamb_entropy=2.3)(x, y)
+    assert _rel(objective, expect.detach()) < 1e-13
+    for p, g in zip(model.parameters(), grads, strict=True):
+        assert _rel(p.grad, g) < 1e-10
+
+
 def test_unsupported_cases_fall_back():
     model = MLP(width=[3, 4, 1], seed=0)
     assert mlp_objective(model, lamb=0.1, reg_metric="act", lamb_l1=1.0, lamb_entropy=2.0) is None
