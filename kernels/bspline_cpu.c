@@ -51,6 +51,25 @@ typedef double v4d __attribute__((vector_size(32)));
 typedef int64_t v4l __attribute__((vector_size(32)));
 
 #define DEFINE_KERNELS(T, V, M, SFX)                                                                          \
+    /* j[l] (m <= CHUNK inputs of one row, knots transposed (P, n)): how many knots lie at or below x,  \
+       counted a knot row at a time across the inputs (the vectorised interval count) */                \
+    static inline __attribute__((always_inline)) void intervals_##SFX(                                  \
+        const T *xr, const T *knots_t, int64_t n, int32_t P, int32_t m, int32_t *j) {                   \
+        for (int32_t l = 0; l < m; l++) j[l] = 0;                                                       \
+        for (int32_t t = 0; t < P; t++) {                                                               \
+            const T *kt = knots_t + (int64_t)t * n;                                                     \
+            _Pragma("omp simd")                                                                         \
+            for (int32_t l = 0; l < m; l++) j[l] += kt[l] <= xr[l];                                     \
+        }                                                                                               \
+    }                                                                                                   \
+                                                                                                        \
+    /* x's position in its interval, clamped to [0, 1] (NaN -> 0) */                                    \
+    static inline __attribute__((always_inline)) T local_u_##SFX(T xv, T lo, T inv_w) {                 \
+        T u = (xv - lo) * inv_w;                                                                        \
+        u = u > (T)0 ? u : (T)0;                                                                        \
+        return u < (T)1 ? u : (T)1;                                                                     \
+    }                                                                                                   \
+                                                                                                        \
     static inline __attribute__((always_inline)) void fwd_##SFX(                                        \
         const T *x, const T *base, int64_t B, int64_t n, const T *knots_t, int32_t P, const int k,      \
         const T *lo, const T *inv_w, const T *coef, const int64_t *first, T *feats) {                   \
@@ -60,20 +79,13 @@ typedef int64_t v4l __attribute__((vector_size(32)));
             const T *xr = x + b * n;                                                                    \
             for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {                                                 \
                 const int32_t m = (int32_t)(n - i0 < CHUNK ? n - i0 : CHUNK);                           \
-                for (int32_t l = 0; l < m; l++) j[l] = 0;                                               \
-                for (int32_t t = 0; t < P; t++) {                                                       \
-                    const T *kt = knots_t + (int64_t)t * n + i0;                                        \
-                    _Pragma("omp simd")                                                                 \
-                    for (int32_t l = 0; l < m; l++) j[l] += kt[l] <= xr[i0 + l];                        \
-                }                                                                                       \
+                intervals_##SFX(xr + i0, knots_t + i0, n, P, m, j);                                     \
                 T *rows = feats + (b * n + i0) * nb1;                                                   \
                 memset(rows, 0, (size_t)m * (size_t)nb1 * sizeof(T));                                  \
                 for (int32_t l = 0; l < m; l++) {                                                       \
                     const T xv = xr[i0 + l];                                                            \
                     const int32_t jf = ((int32_t)i0 + l) * Q + j[l];                                    \
-                    T u = (xv - lo[jf]) * inv_w[jf];                                                    \
-                    u = u > (T)0 ? u : (T)0; /* NaN -> 0 */                                           \
-                    u = u < (T)1 ? u : (T)1;                                                            \
+                    const T u = local_u_##SFX(xv, lo[jf], inv_w[jf]);                                   \
                     const T *c = coef + (int64_t)jf * K1 * K1;                                          \
                     T *row = rows + (int64_t)l * nb1;                                                   \
                     T *dst = row + 1 + first[j[l]];                                                     \
@@ -110,18 +122,11 @@ typedef int64_t v4l __attribute__((vector_size(32)));
             for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {                                                 \
                 const int32_t m = (int32_t)(n - i0 < CHUNK ? n - i0 : CHUNK);                           \
                 const T *gr = ga + (b * n + i0) * nb1;                                                  \
-                for (int32_t l = 0; l < m; l++) j[l] = 0;                                               \
-                for (int32_t t = 0; t < P; t++) {                                                       \
-                    const T *kt = knots_t + (int64_t)t * n + i0;                                        \
-                    _Pragma("omp simd")                                                                 \
-                    for (int32_t l = 0; l < m; l++) j[l] += kt[l] <= xr[i0 + l];                        \
-                }                                                                                       \
+                intervals_##SFX(xr + i0, knots_t + i0, n, P, m, j);                                     \
                 for (int32_t l = 0; l < m; l++) {                                                       \
                     const T xv = xr[i0 + l];                                                            \
                     const int32_t jf = ((int32_t)i0 + l) * Q + j[l];                                    \
-                    T u = (xv - lo[jf]) * inv_w[jf];                                                    \
-                    u = u > (T)0 ? u : (T)0; /* NaN -> 0 */                                           \
-                    u = u < (T)1 ? u : (T)1;                                                            \
+                    const T u = local_u_##SFX(xv, lo[jf], inv_w[jf]);                                   \
                     const T *c = dcoef + (int64_t)jf * k * K1;                                          \
                     const T *src = gr + (int64_t)l * nb1 + 1 + first[j[l]];                             \
                     T acc;                                                                              \
