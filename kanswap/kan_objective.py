@@ -331,18 +331,23 @@ class _Objective:
             z, u, h_next = lay.to_nodes(yl)
             recs.append(dict(x=h, feats=feats, deriv=deriv, W=W, w_sp=w_sp, y=yl, z=z, u=u))
             h = h_next
+        return self._loss_and_backward(h, y, recs, first, with_reg, self._regularise, self._layer_backward)
+
+    def _loss_and_backward(self, h: Tensor, y: Tensor, recs: list[dict], first, with_reg: bool,
+                           regularise: Callable, layer_backward: Callable) -> tuple[Tensor, Tensor, Tensor]:
+        """From the last layer's output h (B, out): the MSE against y, the regularisation (before the
+        backward, which reads what ``regularise`` stores on the records) and the backward through every
+        layer, output first. Returns (objective, train_loss, reg)."""
         diff = h - y
         train_loss = (diff * diff).mean()
         grad_h = diff * (2.0 / diff.numel())
-
         if with_reg:
-            reg = self._regularise(recs, first)
+            reg = regularise(recs, first)
         else:
             reg = torch.zeros((), dtype=train_loss.dtype, device=train_loss.device)
         objective = train_loss + self.lamb * reg
-
         for l in range(len(self.layers) - 1, -1, -1):
-            grad_h = self._layer_backward(l, recs[l], grad_h)
+            grad_h = layer_backward(l, recs[l], grad_h)
         return objective, train_loss, reg
 
     # -- regularisation ------------------------------------------------------------------------

@@ -176,19 +176,7 @@ class FusedObjective(_Objective):
             z, u, h_next = lay.to_nodes(yl)
             recs.append(dict(x=h, bas=bas, W=W, y=yl, z=z, u=u, mean=mean, var=var))
             h = h_next.contiguous()
-        diff = h - y
-        train_loss = (diff * diff).mean()
-        grad_h = diff * (2.0 / diff.numel())
-
-        if with_reg:
-            reg = self._regularise_fused(recs, first)
-        else:
-            reg = torch.zeros((), dtype=train_loss.dtype, device=train_loss.device)
-        objective = train_loss + self.lamb * reg
-
-        for l in range(len(self.layers) - 1, -1, -1):
-            grad_h = self._backward_fused(l, recs[l], grad_h)
-        return objective, train_loss, reg
+        return self._loss_and_backward(h, y, recs, first, with_reg, self._regularise_fused, self._backward_fused)
 
     def _regularise_fused(self, recs: list[dict], first) -> Tensor:
         """reg's value; stores on each record c (n, m), the coefficient of the edge outputs' centred
