@@ -122,13 +122,14 @@ def mlp_objective(model, *, lamb: float, reg_metric: str, lamb_l1: float, lamb_e
                 if i > 0:
                     dh = act_backward(dh @ lin.weight, pre[i - 1], inputs[i])
             reg = zero
-            weights, grads = [lin.weight for lin in linears], [lin.weight.grad for lin in linears]
-            if lamb != 0.0 and weight_reg is not None and all(t.is_contiguous() for t in weights + grads):
-                reg = torch.tensor(weight_reg(weights, grads, lamb, lamb_l1, lamb_entropy), dtype=zero.dtype)
-            elif lamb != 0.0:
-                reg, reg_grads = block_reg(weights)
-                for grad, reg_grad in zip(grads, reg_grads, strict=True):
-                    grad.add_(reg_grad, alpha=lamb)
+            if lamb != 0.0:
+                weights, grads = [lin.weight for lin in linears], [lin.weight.grad for lin in linears]
+                if weight_reg is not None and all(t.is_contiguous() for t in weights + grads):
+                    reg = torch.tensor(weight_reg(weights, grads, lamb, lamb_l1, lamb_entropy), dtype=zero.dtype)
+                else:
+                    reg, reg_grads = block_reg(weights)
+                    for grad, reg_grad in zip(grads, reg_grads, strict=True):
+                        grad.add_(reg_grad, alpha=lamb)
             return train_loss + lamb * reg, train_loss, reg
 
     return f
