@@ -4,8 +4,8 @@ objective = mean((MLP(x) - y)^2) + lamb * sum_l matrix_reg(|W_l|)  (pykan's ``re
 One closure call is one GEMM per layer forward, two backward, a few elementwise ops: about 30 ops
 for [9,20,20,1] instead of ~150 through autograd (the issue's measurement: 118 us by hand against
 1145 us with autograd and torch's LBFGS around it). The penalty is one compiled float64 call on a
-CPU where the library is built (``kernels.kan_objective_cpu.WeightReg``: 22 us against BlockReg's
-~50 torch ops, 170-215 us, on the reference MLP [9,20,20,1]), ``BlockReg`` otherwise. Gradients
+CPU where the library is built (``kernels.kan_objective_cpu.WeightReg``: 16.5 us against BlockReg's
+~50 torch ops, 173 us, on the reference MLP [9,20,20,1], bench/fit_parts.py), ``BlockReg`` otherwise. Gradients
 equal autograd's within 1e-12 relative in float64 (tests/test_mlp_objective.py).
 """
 

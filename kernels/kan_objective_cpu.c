@@ -39,9 +39,10 @@
 
 /* Calls FN(B, n, M, ...) with a literal width M = m for m <= 15 and returns: gcc then unrolls the loops
  * over the width and picks exact vector widths (the loops with a run-time m of 10 run a 16-lane body
- * that never fires and a remainder). Measured at (1024, 16, m), float32, one thread: forward and
- * backward 2-5x faster than the run-time loops for every m in 1..15, but 3x slower at m = 16 (not
- * understood), so m >= 16 keeps the run-time loops. Same arithmetic, element for element: the same bits. */
+ * that never fires and a remainder). Measured at (1024, 16, m), float32, one thread, against a build
+ * with the run-time loops only: forward and backward 2-5x faster for every m in 1..15, but 3x slower at
+ * m = 16 (not understood), so m >= 16 keeps the run-time loops (bench/fit_parts.py prints this build's
+ * times per width). Same arithmetic, element for element: the same bits. */
 #define WIDTH_CASE(M, FN, ...) case M: FN(B, n, M, __VA_ARGS__); return;
 #define SWITCH_WIDTH(FN, ...)                                                                         \
     switch (m) {                                                                                      \
@@ -559,8 +560,8 @@ EXPORT double kan_reg_forward(int64_t L, const int64_t *ns, const int64_t *ms, c
 
 /* An MLP's reg_metric 'w': the penalty of every layer's |W| (out_l, in_l), and dW_l += lamb d/dW of it
  * (sign(0) = 0, as autograd's |w|). Returns the penalty (without lamb). In float64 whatever T: 1 call
- * instead of ~50 torch ops (mlp_objective.BlockReg, 130-165 us of a 316 us closure call of the
- * reference MLP, measured). */
+ * instead of ~50 torch ops (mlp_objective.BlockReg): 16.5 against 173 us on the reference MLP's
+ * weights (bench/fit_parts.py). */
 #define DEFINE_MLP_REG(T, SUF)                                                                        \
 EXPORT double mlp_reg_##SUF(int64_t L, const int64_t *rows, const int64_t *cols, const T *const *W,   \
                             double lamb, double lamb_l1, double lamb_entropy, T *const *dW)           \
